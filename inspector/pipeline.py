@@ -1,0 +1,248 @@
+"""The pipeline list as a view model: formatted cells, filter-as-you-type, sort. Textual-free.
+
+Cells and search text are built once per load; a keystroke only filters and sorts tuples
+already in memory, so 100k deals filter without touching the database.
+
+Filter syntax (all terms must match, case-insensitive):
+  words        match deal, account, rep, stage or category text
+  rep:NAME     rep name contains NAME          stage:KEY   stage key or label starts with KEY
+  cat:KEY      rep's forecast category          team:NAME   team contains NAME
+  has:CODE     has a finding (past, pushed, stale, aging, quiet, progress, evidence, commit, desk)
+  is:changed   changed since the last inspection; is:flagged has findings; is:new new deal
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from inspector.domain import ChangeSummary, DealRow, Finding
+from inspector.money import format_money
+from inspector.playbook import Playbook
+from inspector.text import one_line
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    key: str
+    label: str
+    width: int
+    align: str = "left"
+
+
+COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("changes", "Δ", 7),
+    ColumnSpec("name", "Deal", 34),
+    ColumnSpec("account", "Account", 20),
+    ColumnSpec("owner", "Rep", 17),
+    ColumnSpec("stage", "Stage", 17),
+    ColumnSpec("amount", "Amount", 11, "right"),
+    ColumnSpec("close", "Close", 10),
+    ColumnSpec("category", "Category", 9),
+    ColumnSpec("days", "Days", 5, "right"),
+    ColumnSpec("pushes", "Push", 4, "right"),
+    ColumnSpec("activity", "Last act.", 10),
+    ColumnSpec("findings", "Findings", 40),
+)
+COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+
+FINDING_ALIASES = {
+    "past": "past_close", "pushed": "pushed", "push": "pushed", "stale": "stale_next_step",
+    "aging": "aging", "quiet": "quiet", "progress": "no_progress", "evidence": "missing_evidence",
+    "commit": "commit_criteria", "desk": "deal_desk",
+}
+FINDING_SHORT = {
+    "past_close": "past close", "pushed": "pushed", "stale_next_step": "stale step",
+    "aging": "aging", "quiet": "quiet", "no_progress": "no progress",
+    "missing_evidence": "evidence", "commit_criteria": "commit?", "deal_desk": "deal desk",
+}
+
+
+def change_badges(ch: ChangeSummary | None) -> str:
+    """Compact change markers: ★ new, ↑/↓ stage, $+/$- amount, ⏵ pushed/⏴ pulled, ◆ category."""
+    if ch is None:
+        return ""
+    out = []
+    if ch.is_new:
+        out.append("★")
+    if ch.stage_move > 0:
+        out.append("↑")
+    elif ch.stage_move < 0:
+        out.append("↓")
+    if ch.amount_delta > 0:
+        out.append("$+")
+    elif ch.amount_delta < 0:
+        out.append("$-")
+    if ch.close_pushed_days > 0:
+        out.append("⏵")
+    elif ch.close_pushed_days < 0:
+        out.append("⏴")
+    if ch.category_to:
+        out.append("◆")
+    return "".join(out)
+
+
+@dataclass(slots=True)
+class Item:
+    row: DealRow
+    cells: tuple[str, ...]
+    hay: str
+    findings: tuple[Finding, ...]
+    change: ChangeSummary | None
+
+
+class PipelineView:
+    def __init__(self, playbook: Playbook, today: date) -> None:
+        self.playbook = playbook
+        self.today = today
+        self.items: list[Item] = []
+        self.by_id: dict[int, Item] = {}
+
+    def load(self, rows: Sequence[DealRow],
+             findings: Mapping[int, Sequence[Finding]] | None = None,
+             changes: Mapping[int, ChangeSummary] | None = None) -> None:
+        pb = self.playbook
+        stage_label = {s.key: s.label for s in pb.stages}
+        cat_label = {c.key: c.label for c in pb.forecast_categories}
+        findings = findings or {}
+        changes = changes or {}
+        items = []
+        for r in rows:
+            fs = tuple(findings.get(r.id, ()))
+            ch = changes.get(r.id)
+            st = stage_label.get(r.stage, r.stage)
+            cat = cat_label.get(r.forecast_category, r.forecast_category)
+            name, account, owner = one_line(r.name), one_line(r.account), one_line(r.owner)
+            cells = (
+                change_badges(ch), name, account, owner, st,
+                format_money(r.amount_minor, r.currency), r.close_date, cat,
+                "" if r.days_in_stage is None else str(r.days_in_stage),
+                str(r.close_pushes) if r.close_pushes else "",
+                r.last_activity,
+                ", ".join(FINDING_SHORT.get(f.code, f.code) for f in fs),
+            )
+            hay = f"{name}\x00{account}\x00{owner}\x00{st}\x00{cat}".lower()
+            items.append(Item(r, cells, hay, fs, ch))
+        self.items = items
+        self.by_id = {it.row.id: it for it in items}
+
+    # -- filter ------------------------------------------------------------------------------
+    def filter(self, query: str) -> list[Item]:
+        terms = query.lower().split()
+        if not terms:
+            return list(self.items)
+        preds = []
+        words = []
+        pb = self.playbook
+        for t in terms:
+            key, sep, val = t.partition(":")
+            if not sep or not val:
+                words.append(t)
+            elif key == "rep":
+                preds.append(lambda it, v=val: v in it.row.owner.lower())
+            elif key == "team":
+                preds.append(lambda it, v=val: v in it.row.team.lower())
+            elif key == "stage":
+                keys = {s.key for s in pb.stages if s.key.startswith(val) or s.label.lower().startswith(val)}
+                preds.append(lambda it, ks=keys: it.row.stage in ks)
+            elif key in ("cat", "category"):
+                keys = {c.key for c in pb.forecast_categories
+                        if c.key.startswith(val) or c.label.lower().startswith(val)}
+                preds.append(lambda it, ks=keys: it.row.forecast_category in ks)
+            elif key == "has":
+                code = FINDING_ALIASES.get(val, val)
+                preds.append(lambda it, c=code: any(f.code.startswith(c) for f in it.findings))
+            elif key == "is" and val == "changed":
+                preds.append(lambda it: it.change is not None and it.change.any)
+            elif key == "is" and val == "flagged":
+                preds.append(lambda it: bool(it.findings))
+            elif key == "is" and val == "new":
+                preds.append(lambda it: it.change is not None and it.change.is_new)
+            else:
+                words.append(t)
+        out = self.items
+        for w in words:
+            out = [it for it in out if w in it.hay]
+        for pred in preds:
+            out = [it for it in out if pred(it)]
+        return out
+
+    # -- sort --------------------------------------------------------------------------------
+    def sort(self, items: list[Item], column: str | None, descending: bool = False) -> list[Item]:
+        if not column:
+            return items
+        stage_idx = self.playbook.stage_index
+        keyfunc = {
+            "changes": lambda it: it.cells[0],
+            "name": lambda it: it.cells[1].lower(),
+            "account": lambda it: it.cells[2].lower(),
+            "owner": lambda it: it.cells[3].lower(),
+            "stage": lambda it: stage_idx.get(it.row.stage, 99),
+            "amount": lambda it: it.row.amount_minor,
+            "close": lambda it: it.row.close_date or "9999",
+            "category": lambda it: it.row.forecast_category,
+            "days": lambda it: it.row.days_in_stage or 0,
+            "pushes": lambda it: it.row.close_pushes,
+            "activity": lambda it: it.row.last_activity or "",
+            "findings": lambda it: len(it.findings),
+        }[column]
+        return sorted(items, key=keyfunc, reverse=descending)
+
+    def view(self, query: str, column: str | None, descending: bool) -> tuple[list[tuple[str, ...]], list[int]]:
+        items = self.sort(self.filter(query), column, descending)
+        return [it.cells for it in items], [it.row.id for it in items]
+
+    def totals(self, ids: Iterable[int]) -> dict[str, int]:
+        """Sum of amounts by rep category bucket (minor units, mixed currencies summed as-is)."""
+        out = {"count": 0, "total": 0, "commit": 0, "best_case": 0, "pipeline": 0, "flagged": 0,
+               "changed": 0}
+        cats = self.playbook.category_by_key
+        for i in ids:
+            it = self.by_id[i]
+            out["count"] += 1
+            out["total"] += it.row.amount_minor
+            bucket = cats[it.row.forecast_category].bucket if it.row.forecast_category in cats else None
+            if bucket in out:
+                out[bucket] += it.row.amount_minor
+            out["flagged"] += bool(it.findings)
+            out["changed"] += bool(it.change and it.change.any)
+        return out
+
+
+# -- gathering (runs in a worker) -------------------------------------------------------------
+def quick_findings(playbook: Playbook, rows: Sequence[DealRow], today: date) -> dict[int, list[Finding]]:
+    from inspector.rules import evaluate_deal
+
+    return {r.id: fs for r in rows if (fs := evaluate_deal(playbook, r, None, today))}
+
+
+def full_findings(store, playbook: Playbook, rows: Sequence[DealRow], today: date,
+                  inspection_facts: Mapping[int, dict] | None = None) -> dict[int, list[Finding]]:
+    """All findings, including evidence, commit criteria, progress and deal desk."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from inspector.rules import DealFacts, evaluate_deal
+
+    ids = {r.id for r in rows}
+    fields = store.evidence_fields()
+    progress = store.progress_types()
+    risks = store.open_risk_counts()
+    risk_any = store.risk_deal_ids()
+    promises = store.promise_counts()
+    since = datetime.combine(today - timedelta(days=playbook.thresholds.progress_window_days),
+                             time(0), tzinfo=timezone.utc)
+    acts = store.activity_counts_since(since)
+    extra = inspection_facts or {}
+    out: dict[int, list[Finding]] = {}
+    for r in rows:
+        if r.id not in ids:
+            continue
+        facts = DealFacts(
+            fields=fields.get(r.id, {}), progress_types=frozenset(progress.get(r.id, ())),
+            risks_recorded=int(r.id in risk_any), open_high_risks=risks.get(r.id, (0, 0))[1],
+            promises=promises.get(r.id, 0), activities_in_window=acts.get(r.id, 0),
+            **extra.get(r.id, {}))
+        fs = evaluate_deal(playbook, r, facts, today)
+        if fs:
+            out[r.id] = fs
+    return out

@@ -1,0 +1,255 @@
+"""Store: the one gateway to the database. Domain objects in, domain objects out.
+
+Lists are tuple reads (no ORM objects for 100k rows); bulk writes are Core executemany;
+every write is one short transaction. SQL here is portable between SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from inspector.domain import ActivityItem, Change, DealDetail, DealRow, RiskItem
+from inspector.playbook import DEAL_FIELDS
+from inspector.storage.events import db_ts, read_ts
+
+def deal_list_columns(dialect: str) -> str:
+    """SELECT list for DealRow: dates as ISO text, day counts against :today in SQL."""
+    if dialect == "sqlite":
+        def days(col: str) -> str:
+            return f"CAST(julianday(:today) - julianday(date({col})) AS INTEGER)"
+
+        def iso(col: str) -> str:
+            return f"COALESCE({col}, '')"
+    else:
+        def days(col: str) -> str:
+            return f"(CAST(:today AS DATE) - CAST({col} AS DATE))"
+
+        def iso(col: str) -> str:
+            return f"COALESCE(CAST({col} AS TEXT), '')"
+    return (
+        f"id, name, account, owner, team, manager, stage, amount_minor, currency, "
+        f"{iso('close_date')}, forecast_category, next_step, {iso('next_step_date')}, "
+        f"{iso('created_on')}, {days('stage_entered_on')}, close_pushes, "
+        f"COALESCE(substr(CAST(last_activity_at AS TEXT), 1, 10), ''), "
+        f"{days('last_activity_at')}, {days('last_progress_at')}, status"
+    )
+
+
+EVIDENCE_COLUMNS = tuple(sorted(DEAL_FIELDS - {"name", "account", "owner", "amount_minor",
+                                                "close_date", "next_step", "next_step_date"}))
+
+
+def read_date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value[:10])
+
+
+def _sqlite_converter(rows: Sequence[dict[str, Any]], col: str):
+    """A per-column converter for the SQLite fast path, chosen from the first non-null value."""
+    for r in rows[:200]:
+        v = r[col]
+        if isinstance(v, datetime):
+            return lambda x: None if x is None else db_ts_sqlite(x)
+        if isinstance(v, date):
+            return lambda x: None if x is None else x.isoformat()
+        if v is not None:
+            return None
+    return None
+
+
+def db_ts_sqlite(moment: datetime) -> str:
+    if moment.tzinfo is not None and moment.utcoffset():
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # -- parameters ------------------------------------------------------------------------
+    def p(self, conn: Connection, value: Any) -> Any:
+        """Bind value for this backend (datetimes as SQLAlchemy stores them on SQLite)."""
+        if isinstance(value, datetime):
+            return db_ts(conn, value)
+        if isinstance(value, date) and self.dialect == "sqlite":
+            return value.isoformat()
+        return value
+
+    def params(self, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.p(conn, v) for k, v in values.items()}
+
+    # -- bulk writes -----------------------------------------------------------------------
+    def bulk_insert(self, table: str, rows: Sequence[dict[str, Any]], conn: Connection | None = None,
+                    chunk: int = 20000) -> None:
+        """Insert many rows with executemany (all rows share the first row's keys)."""
+        if not rows:
+            return
+        cols = list(rows[0])
+        sql = text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                   f"({', '.join(':' + c for c in cols)})")
+        if conn is None:
+            with self.engine.begin() as c:
+                self.bulk_insert(table, rows, c, chunk)
+            return
+        if self.dialect == "sqlite":  # fast path: the driver's executemany on tuples
+            raw = conn.connection.driver_connection.cursor()
+            qmarks = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            conv = [_sqlite_converter(rows, c) for c in cols]
+            for start in range(0, len(rows), chunk):
+                raw.executemany(qmarks, [tuple(f(r[c]) if f else r[c] for c, f in zip(cols, conv))
+                                         for r in rows[start:start + chunk]])
+            raw.close()
+            return
+        for start in range(0, len(rows), chunk):
+            part = rows[start:start + chunk]
+            conn.execute(sql, [self.params(conn, r) for r in part])
+
+    # -- reads -----------------------------------------------------------------------------
+    def p_date(self, day: date) -> Any:
+        return day.isoformat() if self.dialect == "sqlite" else day
+
+    def list_deals(self, today: date, *, statuses: Iterable[str] = ("open",), team: str | None = None,
+                   owners: Iterable[str] | None = None) -> list[DealRow]:
+        sts = list(statuses)
+        where = [f"status IN ({', '.join(f':s{i}' for i in range(len(sts)))})"]
+        params: dict[str, Any] = {f"s{i}": s for i, s in enumerate(sts)}
+        if team:
+            where.append("team = :team")
+            params["team"] = team
+        own = list(owners or ())
+        if own:
+            where.append(f"owner IN ({', '.join(f':o{i}' for i in range(len(own)))})")
+            params.update({f"o{i}": o for i, o in enumerate(own)})
+        params["today"] = self.p_date(today)
+        sql = (f"SELECT {deal_list_columns(self.dialect)} FROM deal "
+               f"WHERE {' AND '.join(where)} ORDER BY id")
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":  # tuples straight from the driver
+                raw = conn.connection.driver_connection.execute(
+                    sql, params)
+                return list(map(DealRow._make, raw.fetchall()))
+            return [DealRow._make(r) for r in conn.execute(text(sql), params)]
+
+    def teams(self) -> list[tuple[str, str, int]]:
+        """(team, manager, open deals) for every team with open deals."""
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                "SELECT team, manager, COUNT(*) FROM deal WHERE status = 'open' "
+                "GROUP BY team, manager ORDER BY team"))]
+
+    def reps(self, team: str | None = None) -> list[str]:
+        sql = "SELECT DISTINCT owner FROM deal WHERE status = 'open'"
+        params = {}
+        if team:
+            sql += " AND team = :team"
+            params["team"] = team
+        with self.engine.connect() as conn:
+            return sorted(r[0] for r in conn.execute(text(sql + " ORDER BY owner"), params))
+
+    def deal_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT COUNT(*) FROM deal")).scalar_one()
+
+    def changes_since(self, since: datetime, deal_ids: Iterable[int] | None = None) -> list[Change]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT deal_id, field, old, new, changed_at, source FROM deal_change "
+                "WHERE changed_at > :since ORDER BY changed_at, id"),
+                {"since": self.p(conn, since)}).fetchall()
+        wanted = set(deal_ids) if deal_ids is not None else None
+        return [Change(r[0], r[1], r[2], r[3], read_ts(r[4]), r[5]) for r in rows
+                if wanted is None or r[0] in wanted]
+
+    def progress_types(self, deal_ids: Iterable[int] | None = None) -> dict[int, set[str]]:
+        """Progress types recorded on each deal (for evidence checks over many deals)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT DISTINCT deal_id, progress_type FROM activity "
+                "WHERE is_progress AND progress_type IS NOT NULL")).fetchall()
+        wanted = set(deal_ids) if deal_ids is not None else None
+        out: dict[int, set[str]] = defaultdict(set)
+        for deal_id, ptype in rows:
+            if wanted is None or deal_id in wanted:
+                out[deal_id].add(ptype)
+        return out
+
+    def evidence_fields(self, deal_ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
+        cols = ", ".join(EVIDENCE_COLUMNS)
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                f"SELECT id, {cols} FROM deal WHERE status = 'open'")).fetchall()
+        wanted = set(deal_ids) if deal_ids is not None else None
+        return {r[0]: dict(zip(EVIDENCE_COLUMNS, r[1:])) for r in rows
+                if wanted is None or r[0] in wanted}
+
+    def open_risk_counts(self) -> dict[int, tuple[int, int]]:
+        """deal id -> (open risks, open high risks), plus deals with any risk recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT deal_id, SUM(CASE WHEN status = 'open' THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN status = 'open' AND severity = 'high' THEN 1 ELSE 0 END) "
+                "FROM risk GROUP BY deal_id")).fetchall()
+        return {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in rows}
+
+    def risk_deal_ids(self) -> set[int]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(text("SELECT DISTINCT deal_id FROM risk"))}
+
+    def activity_counts_since(self, since: datetime) -> dict[int, int]:
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(text(
+                "SELECT deal_id, COUNT(*) FROM activity WHERE occurred_at >= :since "
+                "GROUP BY deal_id"), {"since": self.p(conn, since)})}
+
+    def promise_counts(self) -> dict[int, int]:
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(text(
+                "SELECT deal_id, COUNT(*) FROM promise GROUP BY deal_id"))}
+
+    def get_deal(self, deal_id: int, today: date) -> DealDetail:
+        cols = ", ".join(EVIDENCE_COLUMNS)
+        with self.engine.connect() as conn:
+            r = conn.execute(text(f"SELECT {deal_list_columns(self.dialect)}, version, {cols} "
+                                  "FROM deal WHERE id = :id"),
+                             {"id": deal_id, "today": self.p_date(today)}).first()
+            if r is None:
+                raise KeyError(deal_id)
+            row = DealRow._make(r[:20])
+            version = r[20]
+            fields = dict(zip(EVIDENCE_COLUMNS, r[21:]))
+            for k, v in fields.items():
+                if isinstance(v, str) and k in _DATE_FIELDS:
+                    fields[k] = read_date(v)
+            changes = tuple(Change(c[0], c[1], c[2], c[3], read_ts(c[4]), c[5]) for c in conn.execute(
+                text("SELECT deal_id, field, old, new, changed_at, source FROM deal_change "
+                     "WHERE deal_id = :id ORDER BY changed_at, id"), {"id": deal_id}))
+            acts = tuple(ActivityItem(a[0], a[1], a[2], read_ts(a[3]), a[4], a[5], bool(a[6]), a[7], a[8])
+                         for a in conn.execute(text(
+                             "SELECT id, deal_id, kind, occurred_at, summary, who, is_progress, "
+                             "progress_type, version FROM activity WHERE deal_id = :id "
+                             "ORDER BY occurred_at DESC, id DESC"), {"id": deal_id}))
+            risks = tuple(self._risk(x) for x in conn.execute(text(
+                "SELECT id, deal_id, type, severity, owner, due_date, mitigation, status, "
+                "created_at, version FROM risk WHERE deal_id = :id ORDER BY id"), {"id": deal_id}))
+            promises = conn.execute(text("SELECT COUNT(*) FROM promise WHERE deal_id = :id"),
+                                    {"id": deal_id}).scalar_one()
+        return DealDetail(row, fields, changes, acts, risks, promises, version)
+
+    @staticmethod
+    def _risk(x: Sequence[Any]) -> RiskItem:
+        return RiskItem(x[0], x[1], x[2], x[3], x[4], read_date(x[5]), x[6], x[7], read_ts(x[8]), x[9])
+
+
+_DATE_FIELDS = frozenset({"contract_signed_on", "contract_start", "contract_end", "renewal_date",
+                          "kickoff_date"})
