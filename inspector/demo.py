@@ -61,6 +61,8 @@ PROGRESS_SUMMARIES = {
     "agreed_timeline": "Buyer confirmed the go-live timeline",
     "legal_review_started": "Buyer sent the contract to legal",
 }
+DATE_FIELDS = {"contract_signed_on", "contract_start", "contract_end", "renewal_date",
+               "kickoff_date"}
 RISK_TYPES = ["missing_exec_sponsor", "unclear_success_criteria", "complex_procurement",
               "product_gap", "integration_dependency", "security_review",
               "implementation_capacity", "competitive_pressure", "timeline_risk", "pricing_discount"]
@@ -215,7 +217,10 @@ def generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
                     continue
                 if ev.fields:
                     for f in ev.fields:
-                        fills[f] = rng.choice(FIELD_TEXT.get(f, ["Documented in the deal room"]))
+                        if f in DATE_FIELDS:
+                            fills[f] = today - timedelta(days=rng.randint(1, 20))
+                        else:
+                            fills[f] = rng.choice(FIELD_TEXT.get(f, ["Documented in the deal room"]))
                 elif ev.progress:
                     progress_due.append(ev.progress[0])
                 elif ev.source == "risks":

@@ -31,18 +31,18 @@ class ColumnSpec:
 
 
 COLUMNS: tuple[ColumnSpec, ...] = (
-    ColumnSpec("changes", "Δ", 7),
-    ColumnSpec("name", "Deal", 34),
-    ColumnSpec("account", "Account", 20),
-    ColumnSpec("owner", "Rep", 17),
-    ColumnSpec("stage", "Stage", 17),
-    ColumnSpec("amount", "Amount", 11, "right"),
+    ColumnSpec("changes", "Δ", 4),
+    ColumnSpec("name", "Deal", 30),
+    ColumnSpec("account", "Account", 16),
+    ColumnSpec("owner", "Rep", 15),
+    ColumnSpec("stage", "Stage", 12),
+    ColumnSpec("amount", "Amount", 10, "right"),
     ColumnSpec("close", "Close", 10),
     ColumnSpec("category", "Category", 9),
-    ColumnSpec("days", "Days", 5, "right"),
+    ColumnSpec("days", "Days", 4, "right"),
     ColumnSpec("pushes", "Push", 4, "right"),
     ColumnSpec("activity", "Last act.", 10),
-    ColumnSpec("findings", "Findings", 40),
+    ColumnSpec("findings", "Findings", 36),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 

@@ -1,0 +1,198 @@
+"""Pipeline: the team's open deals, what changed, the findings; filter, sort, open a deal."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState
+
+from inspector.domain import ChangeSummary, DealRow, Finding
+from inspector.money import format_compact
+from inspector.pipeline import COLUMNS, COLUMN_KEYS, PipelineView, full_findings, quick_findings
+from inspector.rules import summarize_changes
+from inspector.services import Services
+from inspector.widgets.deal_grid import Column, DealGrid
+from inspector.widgets.text import styled, untrusted_line
+
+
+class PipelineScreen(Screen[None]):
+    CSS_PATH = "pipeline_screen.tcss"
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", tooltip="Type to filter; rep: stage: cat: has: is:changed"),
+        Binding("escape", "clear_filter", "Clear", show=False),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
+        Binding("t", "choose_team", "Team", tooltip="Choose the team (scope)"),
+        Binding("c", "toggle_changed", "Changed", tooltip="Show only deals changed since the last inspection"),
+        Binding("f", "toggle_flagged", "Flagged", tooltip="Show only deals with findings"),
+        Binding("r", "refresh", "Refresh", tooltip="Reload from the store"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    @dataclass
+    class DealsLoaded(Message):
+        rows: list[DealRow]
+        findings: dict[int, list[Finding]]
+        changes: dict[int, ChangeSummary]
+        complete: bool
+
+    def __init__(self, services: Services, team: str | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.team = team
+        self.view = PipelineView(services.playbook, services.clock.today())
+        self.sort_column: str | None = "close"
+        self.sort_desc = False
+        self._loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="topbar"):
+            yield Input(placeholder="Filter: words, rep:NAME stage:KEY cat:commit has:stale is:changed",
+                        id="filter")
+        yield Static(id="summary")
+        yield DealGrid([Column(c.key, c.label, c.width, c.align) for c in COLUMNS], id="deals")
+        yield Static(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        grid = self.query_one(DealGrid)
+        grid.empty_text = "Loading deals…"
+        grid.set_sort_indicator(self.sort_column, self.sort_desc)
+        grid.focus()
+        self._update_title()
+        self.load_deals()
+
+    def _update_title(self) -> None:
+        scope = self.team or "All teams"
+        self.app.sub_title = f"{scope} · {self.services.clock.today().isoformat()}"
+
+    # -- loading --------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="db", exit_on_error=False)
+    def load_deals(self) -> None:
+        from datetime import datetime, time, timedelta, timezone
+
+        svc = self.services
+        today = svc.clock.today()
+        rows = svc.store.list_deals(today, team=self.team)
+        since = datetime.combine(today - timedelta(days=svc.playbook.thresholds.changes_lookback_days),
+                                 time(0), tzinfo=timezone.utc)
+        changes = summarize_changes(svc.playbook, svc.store.changes_since(since))
+        self.post_message(self.DealsLoaded(rows, quick_findings(svc.playbook, rows, today), changes, False))
+        findings = full_findings(svc.store, svc.playbook, rows, today)
+        self.post_message(self.DealsLoaded(rows, findings, changes, True))
+
+    @on(DealsLoaded)
+    def show_deals(self, message: DealsLoaded) -> None:
+        self.view.load(message.rows, message.findings, message.changes)
+        self._loaded = message.complete
+        grid = self.query_one(DealGrid)
+        grid.empty_text = "No deals match" if message.rows else "No open deals in this scope"
+        self.apply_view()
+
+    def apply_view(self) -> None:
+        query = self.query_one("#filter", Input).value
+        rows, keys = self.view.view(query, self.sort_column, self.sort_desc)
+        grid = self.query_one(DealGrid)
+        grid.set_rows(rows, keys)
+        self._show_summary(keys)
+
+    def _show_summary(self, keys: list[int]) -> None:
+        t = self.view.totals(keys)
+        pending = "" if self._loaded else " · checking evidence…"
+        self.query_one("#summary", Static).update(styled(
+            "[b]$count[/b] deals · $total · Commit [b]$commit[/b] · Best case $best · "
+            "Pipeline $pipe · [b]$changed[/b] changed this week · [b]$flagged[/b] flagged$pending",
+            count=f"{t['count']:,}", total=format_compact(t["total"]), commit=format_compact(t["commit"]),
+            best=format_compact(t["best_case"]), pipe=format_compact(t["pipeline"]),
+            changed=t["changed"], flagged=t["flagged"], pending=pending))
+
+    @on(Worker.StateChanged)
+    def report_failure(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.notify(untrusted_line(event.worker.error), title="Could not load deals",
+                        severity="error")
+
+    # -- interaction ----------------------------------------------------------------------------
+    @on(Input.Changed, "#filter")
+    def filter_changed(self) -> None:
+        self.apply_view()
+
+    @on(Input.Submitted, "#filter")
+    def filter_submitted(self) -> None:
+        self.query_one(DealGrid).focus()
+
+    @on(DealGrid.RowHighlighted)
+    def show_detail(self, message: DealGrid.RowHighlighted) -> None:
+        detail = self.query_one("#detail", Static)
+        item = self.view.by_id.get(message.key) if message.key is not None else None
+        if item is None:
+            detail.update("")
+            return
+        lines = [f.message for f in item.findings] or ["No findings"]
+        nxt = item.row.next_step or "none"
+        detail.update(styled("[b]$name[/b] · next step: $next ($date)\n$findings",
+                             name=item.row.name, next=nxt, date=item.row.next_step_date or "no date",
+                             findings=" · ".join(lines)))
+
+    @on(DealGrid.HeaderClicked)
+    def sort_by_header(self, message: DealGrid.HeaderClicked) -> None:
+        if message.column_key == self.sort_column:
+            self.sort_desc = not self.sort_desc
+        else:
+            self.sort_column, self.sort_desc = message.column_key, False
+        self._resort()
+
+    def _resort(self) -> None:
+        self.query_one(DealGrid).set_sort_indicator(self.sort_column, self.sort_desc)
+        self.apply_view()
+
+    def action_cycle_sort(self) -> None:
+        i = COLUMN_KEYS.index(self.sort_column) if self.sort_column in COLUMN_KEYS else -1
+        self.sort_column, self.sort_desc = COLUMN_KEYS[(i + 1) % len(COLUMN_KEYS)], False
+        self._resort()
+
+    def action_reverse_sort(self) -> None:
+        self.sort_desc = not self.sort_desc
+        self._resort()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.value:
+            box.value = ""
+        self.query_one(DealGrid).focus()
+
+    def _toggle_token(self, token: str) -> None:
+        box = self.query_one("#filter", Input)
+        words = box.value.split()
+        box.value = " ".join(w for w in words if w != token) if token in words else " ".join(words + [token])
+
+    def action_toggle_changed(self) -> None:
+        self._toggle_token("is:changed")
+
+    def action_toggle_flagged(self) -> None:
+        self._toggle_token("is:flagged")
+
+    def action_refresh(self) -> None:
+        self.load_deals()
+
+    def action_choose_team(self) -> None:
+        from inspector.screens.team_modal import TeamModal
+
+        def chosen(team: str | None | bool) -> None:
+            if team is False:
+                return
+            self.team = team or None
+            self._update_title()
+            self.load_deals()
+
+        self.app.push_screen(TeamModal(self.services), chosen)
