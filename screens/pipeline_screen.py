@@ -17,6 +17,7 @@ from inspector.money import format_compact
 from inspector.pipeline import COLUMNS, COLUMN_KEYS, PipelineView, full_findings, quick_findings
 from inspector.rules import summarize_changes
 from inspector.services import Services
+from inspector.storage.inspections import Inspections
 from inspector.widgets.deal_grid import Column, DealGrid
 from inspector.widgets.text import styled, untrusted_line
 
@@ -31,6 +32,8 @@ class PipelineScreen(Screen[None]):
         Binding("t", "choose_team", "Team", tooltip="Choose the team (scope)"),
         Binding("c", "toggle_changed", "Changed", tooltip="Show only deals changed since the last inspection"),
         Binding("f", "toggle_flagged", "Flagged", tooltip="Show only deals with findings"),
+        Binding("i", "inspect", "Inspect", tooltip="Start or resume this week's inspection of the team"),
+        Binding("enter", "inspect", "Inspect", show=False),
         Binding("r", "refresh", "Refresh", tooltip="Reload from the store"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -50,6 +53,7 @@ class PipelineScreen(Screen[None]):
         self.sort_column: str | None = "close"
         self.sort_desc = False
         self._loaded = False
+        self.since = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -81,8 +85,13 @@ class PipelineScreen(Screen[None]):
         svc = self.services
         today = svc.clock.today()
         rows = svc.store.list_deals(today, team=self.team)
-        since = datetime.combine(today - timedelta(days=svc.playbook.thresholds.changes_lookback_days),
-                                 time(0), tzinfo=timezone.utc)
+        since = None
+        if self.team:
+            since = Inspections(svc.store).last_finished_at(self.team)
+        if since is None:
+            since = datetime.combine(today - timedelta(days=svc.playbook.thresholds.changes_lookback_days),
+                                     time(0), tzinfo=timezone.utc)
+        self.since = since
         changes = summarize_changes(svc.playbook, svc.store.changes_since(since))
         self.post_message(self.DealsLoaded(rows, quick_findings(svc.playbook, rows, today), changes, False))
         findings = full_findings(svc.store, svc.playbook, rows, today)
@@ -108,10 +117,11 @@ class PipelineScreen(Screen[None]):
         pending = "" if self._loaded else " · checking evidence…"
         self.query_one("#summary", Static).update(styled(
             "[b]$count[/b] deals · $total · Commit [b]$commit[/b] · Best case $best · "
-            "Pipeline $pipe · [b]$changed[/b] changed this week · [b]$flagged[/b] flagged$pending",
+            "Pipeline $pipe · [b]$changed[/b] changed since $since · [b]$flagged[/b] flagged$pending",
             count=f"{t['count']:,}", total=format_compact(t["total"]), commit=format_compact(t["commit"]),
             best=format_compact(t["best_case"]), pipe=format_compact(t["pipeline"]),
-            changed=t["changed"], flagged=t["flagged"], pending=pending))
+            changed=t["changed"], flagged=t["flagged"], pending=pending,
+            since=self.since.date().isoformat() if self.since else "last week"))
 
     @on(Worker.StateChanged)
     def report_failure(self, event: Worker.StateChanged) -> None:
@@ -196,3 +206,39 @@ class PipelineScreen(Screen[None]):
             self.load_deals()
 
         self.app.push_screen(TeamModal(self.services), chosen)
+
+    # -- the inspection ---------------------------------------------------------------------------
+    def action_inspect(self) -> None:
+        if self.services.read_only:
+            self.notify("Read-only mode: open the Review instead", severity="warning")
+            return
+        if not self.team:
+            self.notify("Choose the team to inspect first (t)", severity="warning")
+            self.action_choose_team()
+            return
+        self.start_inspection(self.team)
+
+    @work(thread=True, exclusive=True, group="session", exit_on_error=False)
+    def start_inspection(self, team: str) -> None:
+        from inspector.inspect import build_queue
+
+        svc = self.services
+        insp = Inspections(svc.store)
+        session = insp.open_session_for(svc.actor, team)
+        resumed = session is not None
+        if session is None:
+            queue = build_queue(svc.store, insp, svc.playbook, svc.clock.today(), team)
+            if not queue:
+                self.app.call_from_thread(self.notify, "No open deals to inspect in this team")
+                return
+            session = insp.start_session(manager=svc.actor, team=team, queue=queue,
+                                         week_of=svc.clock.today(), now=svc.clock.now(), scope={"team": team})
+        self.app.call_from_thread(self._open_session, session.id, session.current_deal_id or session.queue[0],
+                                  session.current_question, resumed)
+
+    def _open_session(self, session_id: int, deal_id: int, question: str | None, resumed: bool) -> None:
+        from inspector.screens.inspect_screen import InspectScreen
+
+        if resumed:
+            self.notify("Resumed your open inspection where you stopped", title="Welcome back")
+        self.app.push_screen(InspectScreen(self.services, session_id, deal_id, question))

@@ -41,6 +41,7 @@ class TeamModal(ModalScreen[str | None | bool]):
         options.add_option(Option("All teams", id=ALL))
         for team, manager, count in teams:
             options.add_option(Option(untrusted_line(f"{team} — {manager} ({count} open)"), id=team))
+        options.highlighted = 0
         options.focus()
 
     @on(OptionList.OptionSelected)
