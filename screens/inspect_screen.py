@@ -182,8 +182,10 @@ class InspectScreen(Screen[None]):
             ol.add_option(Option(prompt, id=f"a{a.id}"))
         if not d.timeline.items:
             ol.add_option(Option(styled("[dim]No activities recorded[/dim]"), disabled=True))
-        if old is not None and old < ol.option_count:
+        elif old is not None and old < ol.option_count:
             ol.highlighted = old
+        else:
+            ol.highlighted = 0
 
     def _fill_risks(self, d: DealInspection, keep: bool) -> None:
         ol = self.query_one("#risks", OptionList)
@@ -198,8 +200,10 @@ class InspectScreen(Screen[None]):
                                         mit=r.mitigation or "no mitigation"), id=f"r{r.id}"))
         if not d.deal.risks:
             ol.add_option(Option(styled("[dim]No risks recorded · r to add[/dim]"), disabled=True))
-        if old is not None and old < ol.option_count:
+        elif old is not None and old < ol.option_count:
             ol.highlighted = old
+        else:
+            ol.highlighted = 0
 
     def _fill_questions(self, d: DealInspection, keep: bool) -> None:
         ol = self.query_one("#questions", OptionList)
