@@ -13,6 +13,7 @@ from inspector.screens.summary_screen import SummaryScreen
 from inspector.storage.inspections import Inspections
 
 TEAM = "EMEA Enterprise"
+TODAY_CLOCK = date(2026, 12, 3)
 
 
 async def settle(pilot) -> None:
