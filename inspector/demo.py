@@ -96,13 +96,24 @@ class SeedResult:
 
 
 def _at(d: date, rng: random.Random) -> datetime:
-    return datetime.combine(d, time(rng.randint(8, 17), rng.choice((0, 15, 30, 45))),
-                            tzinfo=timezone.utc)
+    """A working-hours moment on day d (one random draw)."""
+    r = rng.getrandbits(16)
+    return datetime(d.year, d.month, d.day, 8 + r % 10, (r >> 4) % 4 * 15, tzinfo=timezone.utc)
 
 
 def generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
              activities_per_deal: float = 5.0) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
     """Deals, deal changes, activities and risks as row dicts (deal ids assigned from 1)."""
+    out: tuple[list[dict], list[dict], list[dict], list[dict]] = ([], [], [], [])
+    for part in iter_generate(pb, n_deals, today, seed, activities_per_deal):
+        for whole, piece in zip(out, part):
+            whole.extend(piece)
+    return out
+
+
+def iter_generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
+                  activities_per_deal: float = 5.0, chunk: int = 10000):
+    """`generate` in chunks of `chunk` deals (same rows, bounded memory)."""
     rng = random.Random(seed)
     risks: list[dict] = []
     deals: list[dict] = []
@@ -286,7 +297,9 @@ def generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
                 if rng.random() < 0.8:
                     deal[f] = rng.choice(FIELD_TEXT[f])
         deals.append(deal)
-    return deals, changes, acts, risks
+        if len(deals) == chunk or deal_id == n_deals:
+            yield deals, changes, acts, risks
+            deals, changes, acts, risks = [], [], [], []
 
 
 def _fill(rows: list[dict]) -> list[dict]:
@@ -306,10 +319,12 @@ def _fill(rows: list[dict]) -> list[dict]:
 
 def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed: int = 7) -> SeedResult:
     """Write a generated pipeline into an empty store."""
-    deals, changes, acts, risks = generate(playbook, n_deals, today, seed)
+    totals = [0, 0, 0]
     with store.engine.begin() as conn:
-        store.bulk_insert("deal", _fill(deals), conn)
-        store.bulk_insert("deal_change", changes, conn)
-        store.bulk_insert("activity", acts, conn)
-        store.bulk_insert("risk", risks, conn)
-    return SeedResult(len(deals), len(changes), len(acts))
+        for deals, changes, acts, risks in iter_generate(playbook, n_deals, today, seed):
+            store.bulk_insert("deal", _fill(deals), conn)
+            store.bulk_insert("deal_change", changes, conn)
+            store.bulk_insert("activity", acts, conn)
+            store.bulk_insert("risk", risks, conn)
+            totals = [totals[0] + len(deals), totals[1] + len(changes), totals[2] + len(acts)]
+    return SeedResult(*totals)

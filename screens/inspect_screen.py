@@ -167,21 +167,29 @@ class InspectScreen(Screen[None]):
         return styled("[b]Changed since $since:[/b] $parts", since=since, parts=" · ".join(parts))
 
     def _fill_activities(self, d: DealInspection, keep: bool) -> None:
+        from textual.content import Content
+
+        from inspector.text import one_line
+
         ol = self.query_one("#activities", OptionList)
         old = ol.highlighted if keep else None
         ol.clear_options()
         pb = self.services.playbook
-        for a in d.timeline.items:
+        options = []
+        for a in d.timeline.items:  # Content.assemble: no markup parsing, hundreds of rows stay fast
             when = a.occurred_at.date().isoformat()
             if a.is_progress:
-                prompt = styled("[b $success]★ $when $kind[/] $summary [b $success]($ptype)[/]", when=when,
-                                kind=a.kind, summary=a.summary,
-                                ptype=pb.progress_label.get(a.progress_type or "", a.progress_type or "progress"))
+                label = pb.progress_label.get(a.progress_type or "", a.progress_type or "progress")
+                prompt = Content.assemble((f"★ {when} {one_line(a.kind)} ", "bold $success"),
+                                          one_line(a.summary), (f" ({one_line(label)})", "bold $success"))
             else:
-                prompt = styled("[dim]·[/dim] $when $kind $summary", when=when, kind=a.kind, summary=a.summary)
-            ol.add_option(Option(prompt, id=f"a{a.id}"))
+                prompt = Content.assemble(("· ", "dim"), f"{when} {one_line(a.kind)} {one_line(a.summary)}")
+            options.append(Option(prompt, id=f"a{a.id}"))
+        if not options:
+            options.append(Option(styled("[dim]No activities recorded[/dim]"), disabled=True))
+        ol.add_options(options)
         if not d.timeline.items:
-            ol.add_option(Option(styled("[dim]No activities recorded[/dim]"), disabled=True))
+            pass
         elif old is not None and old < ol.option_count:
             ol.highlighted = old
         else:
@@ -192,14 +200,18 @@ class InspectScreen(Screen[None]):
         old = ol.highlighted if keep else None
         ol.clear_options()
         pb = self.services.playbook
+        options = []
         for r in d.deal.risks:
             mark = "[dim]closed[/dim]" if r.status == "closed" else "[b]open[/b]"
-            ol.add_option(Option(styled(f"{mark} $sev $type · $owner · due $due · $mit", sev=r.severity.upper(),
+            options.append(Option(styled(f"{mark} $sev $type · $owner · due $due · $mit", sev=r.severity.upper(),
                                         type=pb.risk_label.get(r.type, r.type), owner=r.owner or "no owner",
                                         due=r.due_date.isoformat() if r.due_date else "—",
                                         mit=r.mitigation or "no mitigation"), id=f"r{r.id}"))
         if not d.deal.risks:
-            ol.add_option(Option(styled("[dim]No risks recorded · r to add[/dim]"), disabled=True))
+            options.append(Option(styled("[dim]No risks recorded · r to add[/dim]"), disabled=True))
+        ol.add_options(options)
+        if not d.deal.risks:
+            pass
         elif old is not None and old < ol.option_count:
             ol.highlighted = old
         else:
@@ -209,10 +221,12 @@ class InspectScreen(Screen[None]):
         ol = self.query_one("#questions", OptionList)
         old = ol.highlighted if keep else None
         ol.clear_options()
+        options = []
         for i, q in enumerate(self.services.playbook.questions, 1):
             text, state = d.state.answers.get(q.key, ("", "missing"))
             template = f"[b]$n. $q[/b]  [{STATE_STYLE[state]}]● $state[/]" + ("\n   $answer" if text else "")
-            ol.add_option(Option(styled(template, n=i, q=q.text, state=state, answer=text), id=f"q{q.key}"))
+            options.append(Option(styled(template, n=i, q=q.text, state=state, answer=text), id=f"q{q.key}"))
+        ol.add_options(options)
         if old is not None:
             ol.highlighted = old
         elif self.start_question:

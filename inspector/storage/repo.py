@@ -5,6 +5,7 @@ every write is one short transaction. SQL here is portable between SQLite and Po
 """
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
@@ -54,22 +55,31 @@ def read_date(value: Any) -> date | None:
 
 
 def _sqlite_converter(rows: Sequence[dict[str, Any]], col: str):
-    """A per-column converter for the SQLite fast path, chosen from the first non-null value."""
+    """A converter for the SQLite fast path, chosen from the column's first non-null value."""
     for r in rows[:200]:
         v = r[col]
         if isinstance(v, datetime):
-            return lambda x: None if x is None else db_ts_sqlite(x)
+            return db_ts_sqlite
         if isinstance(v, date):
-            return lambda x: None if x is None else x.isoformat()
+            return date.isoformat
         if v is not None:
             return None
     return None
 
 
+def _convert(row: tuple, conv: list) -> tuple:
+    out = list(row)
+    for i, f in conv:
+        if out[i] is not None:
+            out[i] = f(out[i])
+    return tuple(out)
+
+
 def db_ts_sqlite(moment: datetime) -> str:
-    if moment.tzinfo is not None and moment.utcoffset():
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    """SQLAlchemy's SQLite text form of a UTC timestamp: 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(" ", "microseconds")
 
 
 class Store:
@@ -104,11 +114,16 @@ class Store:
             return
         if self.dialect == "sqlite":  # fast path: the driver's executemany on tuples
             raw = conn.connection.driver_connection.cursor()
+            raw.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache for big loads
             qmarks = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            conv = [_sqlite_converter(rows, c) for c in cols]
+            get = operator.itemgetter(*cols)
+            conv = [(i, f) for i, c in enumerate(cols) if (f := _sqlite_converter(rows, c))]
             for start in range(0, len(rows), chunk):
-                raw.executemany(qmarks, [tuple(f(r[c]) if f else r[c] for c, f in zip(cols, conv))
-                                         for r in rows[start:start + chunk]])
+                batch = list(map(get, rows[start:start + chunk])) if len(cols) > 1 else \
+                    [(get(r),) for r in rows[start:start + chunk]]
+                if conv:
+                    batch = [_convert(t, conv) for t in batch]
+                raw.executemany(qmarks, batch)
             raw.close()
             return
         for start in range(0, len(rows), chunk):
