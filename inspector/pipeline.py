@@ -42,7 +42,7 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("days", "Days", 4, "right"),
     ColumnSpec("pushes", "Push", 4, "right"),
     ColumnSpec("activity", "Last act.", 10),
-    ColumnSpec("findings", "Findings", 36),
+    ColumnSpec("findings", "Findings", 22),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 
@@ -59,7 +59,7 @@ FINDING_SHORT = {
 
 
 def change_badges(ch: ChangeSummary | None) -> str:
-    """Compact change markers: ★ new, ↑/↓ stage, $+/$- amount, ⏵ pushed/⏴ pulled, ◆ category."""
+    """Compact change markers: ★ new, ↑/↓ stage, $+/$- amount, » pushed/« pulled in, ◆ category."""
     if ch is None:
         return ""
     out = []
@@ -74,9 +74,9 @@ def change_badges(ch: ChangeSummary | None) -> str:
     elif ch.amount_delta < 0:
         out.append("$-")
     if ch.close_pushed_days > 0:
-        out.append("⏵")
+        out.append("»")
     elif ch.close_pushed_days < 0:
-        out.append("⏴")
+        out.append("«")
     if ch.category_to:
         out.append("◆")
     return "".join(out)

@@ -285,6 +285,8 @@ class InspectScreen(Screen[None]):
             lines.append(styled("[b $error]Commit exception:[/] $e", e=exception))
         if self.last_saved:
             lines.append(styled("[$success]✔ $s[/]", s=self.last_saved))
+        else:
+            lines.append(styled("[dim]Every answer is saved the moment you give it[/dim]"))
         self.query_one("#decisions", Static).update(_join(lines))
 
     # -- saving ------------------------------------------------------------------------------

@@ -239,6 +239,7 @@ class PipelineScreen(Screen[None]):
     def _open_session(self, session_id: int, deal_id: int, question: str | None, resumed: bool) -> None:
         from inspector.screens.inspect_screen import InspectScreen
 
+        screen = InspectScreen(self.services, session_id, deal_id, question)
         if resumed:
-            self.notify("Resumed your open inspection where you stopped", title="Welcome back")
-        self.app.push_screen(InspectScreen(self.services, session_id, deal_id, question))
+            screen.last_saved = "Resumed your open inspection where you stopped"
+        self.app.push_screen(screen)
