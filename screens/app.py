@@ -5,6 +5,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
+from inspector.screens.commands import ScreenBindings
 from inspector.services import Services
 
 
@@ -15,6 +16,8 @@ class InspectorApp(App[None]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
     ]
+
+    COMMANDS = App.COMMANDS | {ScreenBindings}
 
     def __init__(self, services: Services) -> None:
         super().__init__()

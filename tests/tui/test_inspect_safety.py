@@ -106,3 +106,26 @@ async def test_second_writer_is_reported_not_overwritten(demo_services):
         # after the refusal the screen shows the other manager's answer
         assert "Their answer" in _texts(screen)
         other.store.engine.dispose()
+
+
+async def test_command_palette_offers_the_screen_bindings(demo_services):
+    from textual.command import CommandPalette
+
+    from tests.tui.test_inspection_walk import start
+
+    app = InspectorApp(demo_services)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await start(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await type_text(pilot, "skip")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        # the palette ran the screen's Skip action: the skip form is open
+        from inspector.screens.form_modal import FormModal
+
+        assert isinstance(app.screen, FormModal)
+        assert "Skip" in str(app.screen.form_title)
+        del screen
