@@ -201,5 +201,82 @@ def db_info(ctx: click.Context) -> None:
                f"deals: {services.store.deal_count()}")
 
 
+@main.group()
+def export() -> None:
+    """Export saved inspections (Markdown report or CSV)."""
+
+
+@export.command("session")
+@click.argument("session_id", metavar="ID", type=int)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True,
+              help="Markdown report or one CSV row per deal.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (atomically) instead of stdout.")
+@click.pass_context
+def export_session(ctx: click.Context, session_id: int, fmt: str, output: Path | None) -> None:
+    """Export inspection session ID with its audit anchor (event count, chain head)."""
+    import os
+    import re
+    import tempfile
+
+    from inspector.exports import session_csv, session_markdown
+    from inspector.inspect import session_summary
+    from inspector.storage.inspections import Inspections, NotFound
+
+    services = _services(ctx, read_only=True)
+    insp = Inspections(services.store)
+    try:
+        summary = session_summary(services.store, insp, services.playbook, session_id,
+                                  services.clock.today())
+    except NotFound:
+        raise UserError(f"no inspection session {session_id}")
+    body = (session_markdown(summary, services.playbook) if fmt == "md"
+            else session_csv(summary, services.playbook))
+    if output is None:
+        if sys.stdout.isatty():  # outside text must not drive the terminal (escape sequences)
+            body = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]",
+                          "\ufffd", body)
+        click.echo(body, nl=False)
+        return
+    target = output.expanduser()
+    data = body.encode("utf-8-sig" if fmt == "csv" else "utf-8")  # BOM: Excel reads CSV as UTF-8
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    except OSError as exc:
+        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror})")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if target.exists():
+            os.chmod(tmp, target.stat().st_mode & 0o777)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror})")
+    click.echo(f"Wrote {target} (session {session_id}, {len(summary.rows)} deals, "
+               f"{summary.event_count} events)", err=True)
+
+
+@main.group()
+def log() -> None:
+    """The hash-chained inspection event log."""
+
+
+@log.command("verify")
+@click.pass_context
+def log_verify(ctx: click.Context) -> None:
+    """Check the event log's hash chain: exit 0 if intact, 1 naming the first broken event."""
+    from inspector.storage.inspections import Inspections
+
+    services = _services(ctx, read_only=True)
+    report = Inspections(services.store).chain()
+    if not report.ok:
+        click.echo(f"broken at event {report.broken_seq}: {report.problem}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {report.count} events, head {report.head}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -82,13 +82,32 @@ def change_badges(ch: ChangeSummary | None) -> str:
     return "".join(out)
 
 
-@dataclass(slots=True)
 class Item:
-    row: DealRow
-    cells: tuple[str, ...]
-    hay: str
-    findings: tuple[Finding, ...]
-    change: ChangeSummary | None
+    """One pipeline line. It is also the grid's row: cells are formatted on first access, so
+    loading 100k deals builds no strings until a row scrolls into view."""
+
+    __slots__ = ("row", "findings", "change", "hay", "_cells", "_view")
+
+    def __init__(self, row: DealRow, findings: tuple[Finding, ...], change: ChangeSummary | None,
+                 hay: str, view: "PipelineView") -> None:
+        self.row, self.findings, self.change, self.hay = row, findings, change, hay
+        self._cells: tuple[str, ...] | None = None
+        self._view = view
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        if self._cells is None:
+            self._cells = self._view.format_cells(self)
+        return self._cells
+
+    def __len__(self) -> int:
+        return len(COLUMNS)
+
+    def __getitem__(self, index: int) -> str:
+        return self.cells[index]
+
+    def __iter__(self):
+        return iter(self.cells)
 
 
 class PipelineView:
@@ -97,40 +116,42 @@ class PipelineView:
         self.today = today
         self.items: list[Item] = []
         self.by_id: dict[int, Item] = {}
+        self._sorted: dict[tuple[str | None, bool], list[Item]] = {}
+        self._stage_label = {s.key: s.label for s in playbook.stages}
+        self._cat_label = {c.key: c.label for c in playbook.forecast_categories}
 
     def load(self, rows: Sequence[DealRow],
              findings: Mapping[int, Sequence[Finding]] | None = None,
              changes: Mapping[int, ChangeSummary] | None = None) -> None:
-        pb = self.playbook
-        stage_label = {s.key: s.label for s in pb.stages}
-        cat_label = {c.key: c.label for c in pb.forecast_categories}
+        stage_label, cat_label = self._stage_label, self._cat_label
         findings = findings or {}
         changes = changes or {}
         items = []
         for r in rows:
-            fs = tuple(findings.get(r.id, ()))
-            ch = changes.get(r.id)
-            st = stage_label.get(r.stage, r.stage)
-            cat = cat_label.get(r.forecast_category, r.forecast_category)
-            name, account, owner = one_line(r.name), one_line(r.account), one_line(r.owner)
-            cells = (
-                change_badges(ch), name, account, owner, st,
-                format_money(r.amount_minor, r.currency), r.close_date, cat,
-                "" if r.days_in_stage is None else str(r.days_in_stage),
-                str(r.close_pushes) if r.close_pushes else "",
-                r.last_activity,
-                ", ".join(FINDING_SHORT.get(f.code, f.code) for f in fs),
-            )
-            hay = f"{name}\x00{account}\x00{owner}\x00{st}\x00{cat}".lower()
-            items.append(Item(r, cells, hay, fs, ch))
+            hay = "\x00".join((r.name, r.account, r.owner, stage_label.get(r.stage, r.stage),
+                               cat_label.get(r.forecast_category, r.forecast_category))).lower()
+            items.append(Item(r, tuple(findings.get(r.id, ())), changes.get(r.id), hay, self))
         self.items = items
         self.by_id = {it.row.id: it for it in items}
+        self._sorted = {}
+
+    def format_cells(self, it: Item) -> tuple[str, ...]:
+        r = it.row
+        return (
+            change_badges(it.change), one_line(r.name), one_line(r.account), one_line(r.owner),
+            self._stage_label.get(r.stage, r.stage), format_money(r.amount_minor, r.currency),
+            r.close_date, self._cat_label.get(r.forecast_category, r.forecast_category),
+            "" if r.days_in_stage is None else str(r.days_in_stage),
+            str(r.close_pushes) if r.close_pushes else "", r.last_activity,
+            ", ".join(FINDING_SHORT.get(f.code, f.code) for f in it.findings),
+        )
 
     # -- filter ------------------------------------------------------------------------------
-    def filter(self, query: str) -> list[Item]:
+    def filter(self, query: str, items: list[Item] | None = None) -> list[Item]:
+        source = self.items if items is None else items
         terms = query.lower().split()
         if not terms:
-            return list(self.items)
+            return list(source)
         preds = []
         words = []
         pb = self.playbook
@@ -160,7 +181,7 @@ class PipelineView:
                 preds.append(lambda it: it.change is not None and it.change.is_new)
             else:
                 words.append(t)
-        out = self.items
+        out = source
         for w in words:
             out = [it for it in out if w in it.hay]
         for pred in preds:
@@ -168,15 +189,22 @@ class PipelineView:
         return out
 
     # -- sort --------------------------------------------------------------------------------
+    def sorted_items(self, column: str | None, descending: bool = False) -> list[Item]:
+        """All items in this order (cached: a keystroke filters an already sorted list)."""
+        key = (column, descending)
+        if key not in self._sorted:
+            self._sorted[key] = self.sort(self.items, column, descending)
+        return self._sorted[key]
+
     def sort(self, items: list[Item], column: str | None, descending: bool = False) -> list[Item]:
         if not column:
-            return items
+            return list(items)
         stage_idx = self.playbook.stage_index
         keyfunc = {
-            "changes": lambda it: it.cells[0],
-            "name": lambda it: it.cells[1].lower(),
-            "account": lambda it: it.cells[2].lower(),
-            "owner": lambda it: it.cells[3].lower(),
+            "changes": lambda it: change_badges(it.change),
+            "name": lambda it: it.row.name.lower(),
+            "account": lambda it: it.row.account.lower(),
+            "owner": lambda it: it.row.owner.lower(),
             "stage": lambda it: stage_idx.get(it.row.stage, 99),
             "amount": lambda it: it.row.amount_minor,
             "close": lambda it: it.row.close_date or "9999",
@@ -188,9 +216,10 @@ class PipelineView:
         }[column]
         return sorted(items, key=keyfunc, reverse=descending)
 
-    def view(self, query: str, column: str | None, descending: bool) -> tuple[list[tuple[str, ...]], list[int]]:
-        items = self.sort(self.filter(query), column, descending)
-        return [it.cells for it in items], [it.row.id for it in items]
+    def view(self, query: str, column: str | None, descending: bool) -> tuple[list[Item], list[int]]:
+        """Rows (Item is row-like) and their keys, filtered by `query`, in the given order."""
+        items = self.filter(query, self.sorted_items(column, descending))
+        return items, [it.row.id for it in items]
 
     def totals(self, ids: Iterable[int]) -> dict[str, int]:
         """Sum of amounts by rep category bucket (minor units, mixed currencies summed as-is)."""

@@ -12,7 +12,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
-from inspector.domain import ChangeSummary, DealRow, Finding
 from inspector.money import format_compact
 from inspector.pipeline import COLUMNS, COLUMN_KEYS, PipelineView, full_findings, quick_findings
 from inspector.rules import summarize_changes
@@ -40,10 +39,10 @@ class PipelineScreen(Screen[None]):
 
     @dataclass
     class DealsLoaded(Message):
-        rows: list[DealRow]
-        findings: dict[int, list[Finding]]
-        changes: dict[int, ChangeSummary]
-        complete: bool
+        """A view built in the worker; `phase` is first-page | rows | findings | complete."""
+
+        view: PipelineView
+        phase: str
 
     def __init__(self, services: Services, team: str | None = None) -> None:
         super().__init__()
@@ -53,6 +52,7 @@ class PipelineScreen(Screen[None]):
         self.sort_column: str | None = "close"
         self.sort_desc = False
         self._loaded = False
+        self.phase = ""
         self.since = None
 
     def compose(self) -> ComposeResult:
@@ -80,29 +80,45 @@ class PipelineScreen(Screen[None]):
     # -- loading --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="db", exit_on_error=False)
     def load_deals(self) -> None:
+        """Progressive: the first page by close date, then every row, then the findings.
+
+        Views are built here, off the UI thread; the screen only swaps them in."""
         from datetime import datetime, time, timedelta, timezone
 
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
         svc = self.services
+        pb = svc.playbook
         today = svc.clock.today()
+
+        def publish(rows, phase, findings=None, changes=None) -> None:
+            view = PipelineView(pb, today)
+            view.load(rows, findings, changes)
+            if not worker.is_cancelled:
+                self.post_message(self.DealsLoaded(view, phase))
+
+        publish(svc.store.list_deals(today, team=self.team, first=200), "first-page")
         rows = svc.store.list_deals(today, team=self.team)
-        since = None
-        if self.team:
-            since = Inspections(svc.store).last_finished_at(self.team)
+        publish(rows, "rows")
+        since = Inspections(svc.store).last_finished_at(self.team) if self.team else None
         if since is None:
-            since = datetime.combine(today - timedelta(days=svc.playbook.thresholds.changes_lookback_days),
+            since = datetime.combine(today - timedelta(days=pb.thresholds.changes_lookback_days),
                                      time(0), tzinfo=timezone.utc)
         self.since = since
-        changes = summarize_changes(svc.playbook, svc.store.changes_since(since))
-        self.post_message(self.DealsLoaded(rows, quick_findings(svc.playbook, rows, today), changes, False))
-        findings = full_findings(svc.store, svc.playbook, rows, today)
-        self.post_message(self.DealsLoaded(rows, findings, changes, True))
+        changes = summarize_changes(pb, svc.store.changes_since(since, parse_times=False), presorted=True)
+        publish(rows, "findings", quick_findings(pb, rows, today), changes)
+        if worker.is_cancelled:
+            return
+        publish(rows, "complete", full_findings(svc.store, pb, rows, today), changes)
 
     @on(DealsLoaded)
     def show_deals(self, message: DealsLoaded) -> None:
-        self.view.load(message.rows, message.findings, message.changes)
-        self._loaded = message.complete
+        self.view = message.view
+        self.phase = message.phase
+        self._loaded = message.phase == "complete"
         grid = self.query_one(DealGrid)
-        grid.empty_text = "No deals match" if message.rows else "No open deals in this scope"
+        grid.empty_text = "No deals match" if message.view.items else "No open deals in this scope"
         self.apply_view()
 
     def apply_view(self) -> None:
@@ -111,10 +127,12 @@ class PipelineScreen(Screen[None]):
         grid = self.query_one(DealGrid)
         grid.set_rows(rows, keys)
         self._show_summary(keys)
+        self._show_detail(grid.cursor_key)  # findings may have arrived for the same row
 
     def _show_summary(self, keys: list[int]) -> None:
         t = self.view.totals(keys)
-        pending = "" if self._loaded else " · checking evidence…"
+        pending = {"first-page": " · loading all deals…", "rows": " · checking findings…",
+                   "findings": " · checking evidence…"}.get(self.phase, "")
         self.query_one("#summary", Static).update(styled(
             "[b]$count[/b] deals · $total · Commit [b]$commit[/b] · Best case $best · "
             "Pipeline $pipe · [b]$changed[/b] changed since $since · [b]$flagged[/b] flagged$pending",
@@ -140,8 +158,11 @@ class PipelineScreen(Screen[None]):
 
     @on(DealGrid.RowHighlighted)
     def show_detail(self, message: DealGrid.RowHighlighted) -> None:
+        self._show_detail(message.key)
+
+    def _show_detail(self, key: int | None) -> None:
         detail = self.query_one("#detail", Static)
-        item = self.view.by_id.get(message.key) if message.key is not None else None
+        item = self.view.by_id.get(key) if key is not None else None
         if item is None:
             detail.update("")
             return

@@ -9,14 +9,19 @@ from inspector.domain import Change, ChangeSummary
 from inspector.playbook import Playbook
 
 
-def summarize_changes(pb: Playbook, changes: Iterable[Change]) -> dict[int, ChangeSummary]:
+def summarize_changes(pb: Playbook, changes: Iterable[Change], *, presorted: bool = False
+                      ) -> dict[int, ChangeSummary]:
+    """Per deal: net stage move, amount delta, close-date push days and count, category change.
+
+    `presorted=True` trusts the input to be oldest first (as the store returns it)."""
     by_deal: dict[int, list[Change]] = defaultdict(list)
     for c in changes:
         by_deal[c.deal_id].append(c)
     idx = pb.stage_index
     out: dict[int, ChangeSummary] = {}
     for deal_id, items in by_deal.items():
-        items.sort(key=lambda c: c.changed_at)
+        if not presorted:
+            items.sort(key=lambda c: c.changed_at)
         stage_move = amount = pushed_days = pushes = 0
         first_cat = last_cat = None
         is_new = False

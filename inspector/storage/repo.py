@@ -135,7 +135,8 @@ class Store:
         return day.isoformat() if self.dialect == "sqlite" else day
 
     def list_deals(self, today: date, *, statuses: Iterable[str] = ("open",), team: str | None = None,
-                   owners: Iterable[str] | None = None) -> list[DealRow]:
+                   owners: Iterable[str] | None = None, first: int | None = None) -> list[DealRow]:
+        """Deals as tuple rows; `first=N` gives the N with the earliest close dates (quick first page)."""
         sts = list(statuses)
         where = [f"status IN ({', '.join(f':s{i}' for i in range(len(sts)))})"]
         params: dict[str, Any] = {f"s{i}": s for i, s in enumerate(sts)}
@@ -147,8 +148,9 @@ class Store:
             where.append(f"owner IN ({', '.join(f':o{i}' for i in range(len(own)))})")
             params.update({f"o{i}": o for i, o in enumerate(own)})
         params["today"] = self.p_date(today)
+        order = f"ORDER BY close_date, id LIMIT {int(first)}" if first else "ORDER BY id"
         sql = (f"SELECT {deal_list_columns(self.dialect)} FROM deal "
-               f"WHERE {' AND '.join(where)} ORDER BY id")
+               f"WHERE {' AND '.join(where)} {order}")
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":  # tuples straight from the driver
                 raw = conn.connection.driver_connection.execute(
@@ -176,14 +178,20 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(text("SELECT COUNT(*) FROM deal")).scalar_one()
 
-    def changes_since(self, since: datetime, deal_ids: Iterable[int] | None = None) -> list[Change]:
+    def changes_since(self, since: datetime, deal_ids: Iterable[int] | None = None, *,
+                      parse_times: bool = True) -> list[Change]:
+        """Changes after `since`, oldest first. With parse_times=False `changed_at` stays as the
+        driver returns it (ISO text on SQLite), which is enough for summaries over many deals."""
+        sql = ("SELECT deal_id, field, old, new, changed_at, source FROM deal_change "
+               "WHERE changed_at > :since ORDER BY changed_at, id")
         with self.engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT deal_id, field, old, new, changed_at, source FROM deal_change "
-                "WHERE changed_at > :since ORDER BY changed_at, id"),
-                {"since": self.p(conn, since)}).fetchall()
+            if self.dialect == "sqlite":
+                rows = conn.connection.driver_connection.execute(sql, {"since": self.p(conn, since)}).fetchall()
+            else:
+                rows = conn.execute(text(sql), {"since": since}).fetchall()
         wanted = set(deal_ids) if deal_ids is not None else None
-        return [Change(r[0], r[1], r[2], r[3], read_ts(r[4]), r[5]) for r in rows
+        conv = read_ts if parse_times else (lambda v: v)
+        return [Change(r[0], r[1], r[2], r[3], conv(r[4]), r[5]) for r in rows
                 if wanted is None or r[0] in wanted]
 
     def progress_types(self, deal_ids: Iterable[int] | None = None) -> dict[int, set[str]]:

@@ -22,6 +22,7 @@ class Deal(SQLModel, table=True):
         UniqueConstraint("source", "external_id", name="uq_deal_source_external"),
         Index("ix_deal_status_team", "status", "team"),
         Index("ix_deal_owner", "owner"),
+        Index("ix_deal_status_close", "status", "close_date"),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(default="local")
