@@ -175,7 +175,10 @@ def session_summary(store: Store, insp: Inspections, pb: Playbook, session_id: i
     idx = pb.stage_index
     rows = {r.id: r for r in store.list_deals(today, statuses=("open", "won", "lost", "removed"))}
     session_rows = [rows[s.deal_id] for s in states if s.deal_id in rows]
-    findings = full_findings(store, pb, session_rows, today)
+    # what the manager established in this session counts as evidence, as on the Inspect screen
+    facts = {s.deal_id: {"confirmed_evidence": confirmed_evidence(pb, s),
+                         "close_date_verdict": s.decisions.get("close_date_verdict")} for s in states}
+    findings = full_findings(store, pb, session_rows, today, facts)
     risks = _risks_for(store, [s.deal_id for s in states])
     bucket = {c.key: c.bucket for c in pb.forecast_categories}
     for s in states:

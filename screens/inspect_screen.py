@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 from inspector.inspect import DealInspection, load_deal_inspection
 from inspector.money import format_money
 from inspector.services import Services
-from inspector.storage.inspections import Inspections, StaleEdit
+from inspector.storage.inspections import Inspections, SessionClosed, StaleEdit
 from inspector.screens.form_modal import FormField, FormModal
 from inspector.widgets.text import styled, untrusted_line
 
@@ -64,6 +64,7 @@ class InspectScreen(Screen[None]):
         what: str
         error: str
         stale: bool
+        title: str = ""
 
     def __init__(self, services: Services, session_id: int, deal_id: int,
                  question: str | None = None) -> None:
@@ -302,6 +303,9 @@ class InspectScreen(Screen[None]):
             now = self.services.clock.now()
             try:
                 fn(self.insp, now)
+            except SessionClosed as exc:
+                self.post_message(self.SaveFailed(what, str(exc), False, "Inspection finished"))
+                return
             except StaleEdit as exc:
                 self.post_message(self.SaveFailed(what, str(exc), True))
                 return
@@ -317,7 +321,7 @@ class InspectScreen(Screen[None]):
 
     @on(SaveFailed)
     def save_failed(self, message: SaveFailed) -> None:
-        title = "Changed by someone else" if message.stale else "Not saved"
+        title = message.title or ("Changed by someone else" if message.stale else "Not saved")
         self.notify(untrusted_line(message.error), title=title, severity="error", timeout=8)
         self.load()
 

@@ -44,6 +44,15 @@ class NotFound(Exception):
     pass
 
 
+class SessionClosed(StaleEdit):
+    """The session was finished (here or elsewhere); its record no longer changes."""
+
+    def __init__(self, session_id: int, status: str | None) -> None:
+        Exception.__init__(self, f"inspection session {session_id} is {status or 'gone'}; "
+                                 "its answers and decisions are final")
+        self.what, self.expected, self.current = "session status", "open", status
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     id: int
@@ -120,12 +129,21 @@ class Inspections:
             sql += " FOR UPDATE"
         return conn.execute(text(sql), params).first()
 
+    def _require_open(self, conn: Connection, session_id: int) -> None:
+        """A finished session is the record of that week: its answers and decisions are final."""
+        status = conn.execute(text("SELECT status FROM inspection_session WHERE id = :s"),
+                              {"s": session_id}).scalar()
+        if status != "open":
+            raise SessionClosed(session_id, status)
+
     def _p(self, conn: Connection, values: dict) -> dict:
         return self.store.params(conn, values)
 
     # -- sessions -----------------------------------------------------------------------------
     def start_session(self, *, manager: str, team: str, queue: Sequence[int], week_of: date,
                       now: datetime, scope: dict | None = None) -> SessionInfo:
+        if len(set(queue)) != len(queue):
+            raise ValueError("the queue lists a deal more than once")
         def run(conn: Connection) -> int:
             sid = conn.execute(text(
                 "INSERT INTO inspection_session (manager, team, scope, week_of, started_at, status, "
@@ -140,6 +158,9 @@ class Inspections:
                 else "SELECT id, stage, amount_minor, close_date, forecast_category, next_step, next_step_date "
                      "FROM deal WHERE id = ANY(:q)"),
                 {"q": json.dumps(list(queue)) if self.store.dialect == "sqlite" else list(queue)})}
+            missing = [d for d in queue if d not in snap]
+            if missing:
+                raise NotFound(f"no deal {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
             rows = []
             for pos, deal_id in enumerate(queue):
                 st, amt, close, cat, nstep, ndate = snap[deal_id]
@@ -195,6 +216,8 @@ class Inspections:
     def reorder(self, session_id: int, queue: Sequence[int], *, actor: str, now: datetime) -> None:
         def run(conn: Connection) -> None:
             old = self._lock(conn, "SELECT queue FROM inspection_session WHERE id = :id", {"id": session_id})
+            if old is None:
+                raise NotFound(f"no inspection session {session_id}")
             if sorted(json.loads(old[0])) != sorted(queue):
                 raise ValueError("a reordered queue must hold the same deals")
             conn.execute(text("UPDATE inspection_session SET queue = :q, version = version + 1 WHERE id = :id"),
@@ -256,6 +279,7 @@ class Inspections:
             ins = self._lock(conn, "SELECT session_id, deal_id FROM inspection WHERE id = :i", {"i": inspection_id})
             if ins is None:
                 raise NotFound(f"no inspection {inspection_id}")
+            self._require_open(conn, ins[0])
             cur = self._lock(conn, "SELECT text, evidence_state FROM answer WHERE inspection_id = :i "
                              "AND question = :q", {"i": inspection_id, "q": question})
             current = (cur[0], cur[1]) if cur else ("", "missing")
@@ -287,6 +311,8 @@ class Inspections:
         unknown = set(changes) - set(DECISION_FIELDS)
         if unknown:
             raise ValueError(f"not decision fields: {', '.join(sorted(unknown))}")
+        if not changes:
+            raise ValueError("no decision to save")
 
         def run(conn: Connection) -> None:
             cols = ", ".join(changes)
@@ -294,6 +320,7 @@ class Inspections:
                              {"i": inspection_id})
             if row is None:
                 raise NotFound(f"no inspection {inspection_id}")
+            self._require_open(conn, row[0])
             current = dict(zip(changes, row[2:]))
             for f, (old, _new) in changes.items():
                 cur = current[f]
@@ -329,6 +356,9 @@ class Inspections:
                 raise NotFound(f"no inspection {inspection_id}")
             if expected is not None and row[2] != expected:
                 raise StaleEdit("inspection status", expected, row[2])
+            self._require_open(conn, row[0])
+            if (row[2], row[3]) == (status, reason):
+                return
             conn.execute(text("UPDATE inspection SET status = :s, skip_reason = :r, updated_at = :now, "
                               "version = version + 1 WHERE id = :i"),
                          self._p(conn, {"s": status, "r": reason, "now": now, "i": inspection_id}))
