@@ -46,6 +46,8 @@ class Deal(SQLModel, table=True):
     closed_on: date | None = None
     updated_at: datetime | None = Field(default=None, sa_column=_ts())
     removed_at: datetime | None = Field(default=None, sa_column=_ts())
+    crm_updated_at: datetime | None = Field(default=None, sa_column=_ts())
+    synced_at: datetime | None = Field(default=None, sa_column=_ts())
     version: int = 1
     # maintained on write so that listing 100k deals needs no aggregate over history
     close_pushes: int = 0
@@ -258,6 +260,83 @@ class InspectionEvent(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
     prev_hash: str
     hash: str = Field(unique=True)
+
+
+
+
+# -- CRM sync and writeback (migration 0003) ------------------------------------------------
+class SyncState(SQLModel, table=True):
+    """One row per source: where an interrupted or incremental sync resumes."""
+
+    __tablename__ = "sync_state"
+    source: str = Field(primary_key=True)  # hubspot | salesforce
+    cursor: str | None = None  # paging cursor / nextRecordsUrl of the page to fetch next
+    watermark: str | None = None  # last-modified time fully synced (ISO, UTC)
+    run_started_at: datetime | None = Field(default=None, sa_column=_ts())
+    run_finished_at: datetime | None = Field(default=None, sa_column=_ts())
+    status: str = "idle"  # idle | running | interrupted | failed
+    counts: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    last_error: str = ""
+
+
+class Outbox(SQLModel, table=True):
+    """Writeback queue: previewed, sent in batches, retried; idempotent by key."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    source: str
+    external_id: str
+    kind: str  # field | note
+    field: str = ""
+    value: str = ""
+    base_value: str | None = None  # the CRM value at the last sync (conflict check)
+    status: str = "queued"  # queued | sent | failed | conflict | cancelled
+    attempts: int = 0
+    last_error: str = ""
+    created_at: datetime = Field(sa_column=_ts(False))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+# -- closed-won readiness, deal desk, handoff (migration 0003) ------------------------------
+class Approval(SQLModel, table=True):
+    __tablename__ = "approval"
+    __table_args__ = (UniqueConstraint("deal_id", "trigger_key", name="uq_approval_trigger"),)
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
+    trigger_key: str
+    approver: str = ""
+    status: str = "pending"  # pending | approved | rejected
+    decided_by: str = ""
+    decided_at: datetime | None = Field(default=None, sa_column=_ts())
+    note: str = ""
+    version: int = 1
+
+
+class Handoff(SQLModel, table=True):
+    __tablename__ = "handoff"
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE", primary_key=True)
+    tier: str = ""  # set by the manager; empty means "use the suggested tier"
+    tier_set_by: str = ""
+    status: str = "draft"  # draft | submitted | accepted | returned
+    cs_owner: str = ""
+    returned_items: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    returned_reason: str = ""
+    decided_by: str = ""
+    decided_at: datetime | None = Field(default=None, sa_column=_ts())
+    kickoff_on: date | None = None
+    version: int = 1
+
+
+class HandoffStep(SQLModel, table=True):
+    __tablename__ = "handoff_step"
+    deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE", primary_key=True)
+    step: str = Field(primary_key=True)
+    done: bool = False
+    done_by: str = ""
+    done_at: datetime | None = Field(default=None, sa_column=_ts())
 
 
 metadata = SQLModel.metadata
