@@ -1,0 +1,254 @@
+"""Write source records into the store: insert new deals, update changed ones in place and
+record what changed as deal history. One call is one transaction (a CSV file, a CRM page).
+
+Local inspection data (sessions, answers, verdicts, risks, progress marks) is never touched.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from inspector.playbook import DEAL_FIELDS, Playbook
+from inspector.sources.records import DealRecord
+from inspector.storage.repo import Store, read_date
+from inspector.storage.events import read_ts
+
+TRACKED = ("stage", "amount_minor", "close_date", "forecast_category")
+_BASE = ("name", "account", "owner", "team", "manager", "stage", "crm_stage", "status", "amount_minor",
+         "currency", "close_date", "forecast_category", "next_step", "next_step_date", "created_on",
+         "crm_updated_at", "extras")
+_EVIDENCE = tuple(sorted(DEAL_FIELDS - set(_BASE) - {"amount_minor"}))
+
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changes: int = 0  # deal_change rows written
+    activities: int = 0
+    changed_fields: dict[str, int] = field(default_factory=dict)  # e.g. {"stage": 3}
+    preview: list[str] = field(default_factory=list)  # human lines (dry runs)
+
+    def add(self, other: "UpsertResult") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.changes += other.changes
+        self.activities += other.activities
+        for k, v in other.changed_fields.items():
+            self.changed_fields[k] = self.changed_fields.get(k, 0) + v
+        self.preview.extend(other.preview)
+
+
+def _status(pb: Playbook, stage: str) -> str:
+    kind = pb.stage_by_key[stage].kind if stage in pb.stage_by_key else "open"
+    return {"won": "won", "lost": "lost"}.get(kind, "open")
+
+
+def _cmp(value: Any) -> str | None:
+    """Stored form used in deal_change old/new (and for comparing)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, now: datetime,
+                 conn: Connection | None = None, dry_run: bool = False) -> UpsertResult:
+    """Insert or update `records` (all from one source) in one transaction.
+
+    History the source provides (CRM field history) is stored as given; on top, any tracked
+    field whose value differs from the store's is recorded as a change at `now`, so
+    re-importing an updated export records what moved. Running the same input twice writes
+    nothing the second time.
+    """
+    if conn is None:
+        if dry_run:
+            with store.engine.connect() as c:
+                return upsert_deals(store, pb, records, now=now, conn=c, dry_run=True)
+        with store.engine.begin() as c:
+            return upsert_deals(store, pb, records, now=now, conn=c)
+    result = UpsertResult()
+    if not records:
+        return result
+    source = records[0].source
+    ids = [r.external_id for r in records]
+    existing: dict[str, tuple] = {}
+    cols = ", ".join(("id",) + TRACKED + ("version", "stage_entered_on", "close_pushes", "crm_updated_at",
+                                          "name", "account", "owner", "next_step", "next_step_date"))
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        marks = ", ".join(f":e{i}" for i in range(len(part)))
+        for row in conn.execute(text(f"SELECT external_id, {cols} FROM deal WHERE source = :s "
+                                     f"AND external_id IN ({marks})"),
+                                {"s": source, **{f"e{i}": e for i, e in enumerate(part)}}):
+            existing[row[0]] = row[1:]
+    new_rows: list[dict] = []
+    history_rows: list[tuple[str, dict]] = []  # (external_id, change row without deal_id)
+    for rec in records:
+        status = _status(pb, rec.stage)
+        values = {"source": rec.source, "external_id": rec.external_id, "name": rec.name,
+                  "account": rec.account, "owner": rec.owner, "team": rec.team, "manager": rec.manager,
+                  "stage": rec.stage, "crm_stage": rec.crm_stage or rec.stage, "status": status,
+                  "amount_minor": rec.amount_minor, "currency": rec.currency, "close_date": rec.close_date,
+                  "forecast_category": rec.forecast_category, "next_step": rec.next_step,
+                  "next_step_date": rec.next_step_date, "created_on": rec.created_on,
+                  "crm_updated_at": rec.crm_updated_at, "synced_at": now,
+                  "extras": json.dumps(rec.extras, sort_keys=True, default=str)}
+        for k, v in rec.fields.items():
+            if k in _EVIDENCE:
+                values[k] = v
+        old = existing.get(rec.external_id)
+        if old is None:
+            result.created += 1
+            if dry_run:
+                result.preview.append(f"new  {rec.external_id}  {rec.name}")
+                continue
+            stage_moves = [h for h in rec.history if h.field == "stage"]
+            values["stage_entered_on"] = (max(h.changed_at for h in stage_moves).date() if stage_moves
+                                          else rec.created_on or now.date())
+            values["close_pushes"] = sum(1 for h in rec.history if h.field == "close_date"
+                                         and h.old and h.new and h.new > h.old)
+            values["closed_on"] = values["stage_entered_on"] if status != "open" else None
+            new_rows.append(values)
+            if not rec.history:
+                history_rows.append((rec.external_id, {"field": "created", "old": None, "new": rec.stage,
+                                                       "changed_at": rec.crm_updated_at or now}))
+            for h in rec.history:
+                history_rows.append((rec.external_id, {"field": h.field, "old": h.old, "new": h.new,
+                                                       "changed_at": h.changed_at}))
+            continue
+        (deal_id, o_stage, o_amount, o_close, o_cat, version, entered, pushes, _o_upd,
+         o_name, o_account, o_owner, o_next, o_next_date) = old
+        before = {"stage": o_stage, "amount_minor": o_amount, "close_date": _cmp(read_date(o_close)),
+                  "forecast_category": o_cat}
+        after = {"stage": rec.stage, "amount_minor": rec.amount_minor, "close_date": _cmp(rec.close_date),
+                 "forecast_category": rec.forecast_category}
+        moved = [f for f in TRACKED if _cmp(before[f]) != _cmp(after[f])]
+        other_changed = (o_name, o_account, o_owner, o_next, _cmp(read_date(o_next_date))) != \
+            (rec.name, rec.account, rec.owner, rec.next_step, _cmp(rec.next_step_date))
+        if not moved and not other_changed and not rec.fields and not rec.activities:
+            result.unchanged += 1
+            continue
+        if not moved and not other_changed:
+            result.unchanged += 1
+        else:
+            result.updated += 1
+        for f in moved:
+            result.changed_fields[f] = result.changed_fields.get(f, 0) + 1
+        if dry_run:
+            if moved or other_changed:
+                result.preview.append(f"update {rec.external_id}  {rec.name}: " + ", ".join(
+                    f"{f} {_cmp(before[f])} → {_cmp(after[f])}" for f in moved) if moved else
+                    f"update {rec.external_id}  {rec.name}: details")
+            continue
+        sets = dict(values)
+        del sets["source"], sets["external_id"]
+        if "stage" in moved:
+            sets["stage_entered_on"] = now.date()
+            sets["closed_on"] = now.date() if status != "open" else None
+        if "close_date" in moved and before["close_date"] and after["close_date"] and \
+                after["close_date"] > before["close_date"]:
+            sets["close_pushes"] = (pushes or 0) + 1
+        sets["version"] = version + 1
+        assign = ", ".join(f"{k} = :{k}" for k in sets)
+        conn.execute(text(f"UPDATE deal SET {assign} WHERE id = :deal_id"),
+                     store.params(conn, {**sets, "deal_id": deal_id}))
+        for f in moved:
+            when = next((h.changed_at for h in rec.history if h.field == f and _cmp(h.new) == _cmp(after[f])),
+                        now)
+            history_rows.append((rec.external_id, {"field": f, "old": _cmp(before[f]), "new": _cmp(after[f]),
+                                                   "changed_at": when}))
+    if dry_run:
+        return result
+    if new_rows:
+        keys: dict[str, None] = {}
+        for r in new_rows:
+            keys.update(dict.fromkeys(r))
+        defaults = {k: None for k in keys}
+        for k in keys:
+            if k in _EVIDENCE and k not in _NON_TEXT:
+                defaults[k] = ""
+        store.bulk_insert("deal", [{**defaults, **r} for r in new_rows], conn)
+    id_of = _ids(conn, source, {e for e, _r in history_rows} | {r.external_id for r in records if r.activities})
+    changes = [{"deal_id": id_of[e], **row, "source": source} for e, row in history_rows]
+    store.bulk_insert("deal_change", changes, conn)
+    result.changes = len(changes)
+    result.activities = _activities(store, conn, records, id_of)
+    return result
+
+
+_NON_TEXT = frozenset({"contract_signed_on", "contract_start", "contract_end", "renewal_date", "kickoff_date",
+                       "discount_pct", "partner_margin_pct", "term_months", "custom_terms", "legal_exception",
+                       "product_commitment", "scope_change"})
+
+
+def _ids(conn: Connection, source: str, external_ids: Iterable[str]) -> dict[str, int]:
+    wanted = list(external_ids)
+    out: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start:start + 500]
+        marks = ", ".join(f":e{i}" for i in range(len(part)))
+        for ext, deal_id in conn.execute(text(f"SELECT external_id, id FROM deal WHERE source = :s AND "
+                                              f"external_id IN ({marks})"),
+                                         {"s": source, **{f"e{i}": e for i, e in enumerate(part)}}):
+            out[ext] = deal_id
+    return out
+
+
+def _activities(store: Store, conn: Connection, records: Sequence[DealRecord], id_of: dict[str, int]) -> int:
+    """Insert activities not seen before (by external id); keep progress marks made locally."""
+    rows = []
+    touched: set[int] = set()
+    for rec in records:
+        if not rec.activities:
+            continue
+        deal_id = id_of[rec.external_id]
+        known = {r[0] for r in conn.execute(text("SELECT external_id FROM activity WHERE deal_id = :d "
+                                                 "AND external_id IS NOT NULL"), {"d": deal_id})}
+        for a in rec.activities:
+            if a.external_id in known:
+                continue
+            known.add(a.external_id)
+            rows.append({"deal_id": deal_id, "external_id": a.external_id, "kind": a.kind,
+                         "occurred_at": a.occurred_at, "summary": a.summary, "who": a.who,
+                         "is_progress": False, "progress_type": None})
+            touched.add(deal_id)
+    store.bulk_insert("activity", rows, conn)
+    for deal_id in touched:
+        conn.execute(text("UPDATE deal SET last_activity_at = (SELECT MAX(occurred_at) FROM activity "
+                          "WHERE deal_id = :d) WHERE id = :d"), {"d": deal_id})
+    return len(rows)
+
+
+def mark_removed(store: Store, source: str, external_ids: Iterable[str], *, now: datetime,
+                 conn: Connection | None = None) -> int:
+    """Deals deleted in the CRM are marked removed (kept with their inspections), not deleted."""
+    if conn is None:
+        with store.engine.begin() as c:
+            return mark_removed(store, source, external_ids, now=now, conn=c)
+    n = 0
+    for ext in external_ids:
+        n += conn.execute(text("UPDATE deal SET status = 'removed', removed_at = :now, version = version + 1 "
+                               "WHERE source = :s AND external_id = :e AND status != 'removed'"),
+                          store.params(conn, {"now": now, "s": source, "e": ext})).rowcount
+    return n
+
+
+def deal_snapshot(conn: Connection, source: str, external_id: str) -> dict[str, Any] | None:
+    row = conn.execute(text("SELECT stage, amount_minor, close_date, forecast_category, crm_updated_at "
+                            "FROM deal WHERE source = :s AND external_id = :e"),
+                       {"s": source, "e": external_id}).first()
+    if row is None:
+        return None
+    return {"stage": row[0], "amount_minor": row[1], "close_date": read_date(row[2]),
+            "forecast_category": row[3], "crm_updated_at": read_ts(row[4])}
