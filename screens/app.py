@@ -15,13 +15,43 @@ class InspectorApp(App[None]):
     SUB_TITLE = "weekly pipeline inspection"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+        Binding("f2", "open('review')", "Review", tooltip="RevOps: saved inspections and verdict history"),
+        Binding("f3", "open('dashboard')", "Dashboard", tooltip="Governance metrics and charts"),
+        Binding("f4", "open('handoff')", "Handoff", tooltip="Closed-won readiness, CS acceptance, exceptions"),
+        Binding("f5", "open('sync')", "Sync", tooltip="Sync deals from HubSpot or Salesforce"),
+        Binding("f6", "open('import')", "Import", tooltip="Import a CSV export"),
     ]
+    #: screen name -> (module under inspector.screens, class); each takes (services) and,
+    #: when it opens on a deal, `deal_id=` (the deal highlighted on the current screen).
+    SCREENS_BY_NAME = {
+        "review": ("review_screen", "ReviewScreen"),
+        "dashboard": ("dashboard_screen", "DashboardScreen"),
+        "handoff": ("handoff_screen", "HandoffScreen"),
+        "sync": ("sync_screen", "SyncScreen"),
+        "import": ("import_screen", "ImportScreen"),
+    }
 
     COMMANDS = App.COMMANDS | {ScreenBindings}
 
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+
+    def action_open(self, name: str) -> None:
+        """Open one of the app's other screens (they are imported only when first used)."""
+        import importlib
+
+        module_name, class_name = self.SCREENS_BY_NAME[name]
+        try:
+            module = importlib.import_module(f"inspector.screens.{module_name}")
+        except ModuleNotFoundError:
+            self.notify(f"The {name} screen is not available in this version", severity="warning")
+            return
+        screen_cls = getattr(module, class_name)
+        deal_id = getattr(self.screen, "current_deal_id", lambda: None)()
+        if type(self.screen) is screen_cls:
+            return
+        self.push_screen(screen_cls(self.services, deal_id=deal_id))
 
     def on_mount(self) -> None:
         from inspector.screens.pipeline_screen import PipelineScreen

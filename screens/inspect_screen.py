@@ -557,6 +557,9 @@ class InspectScreen(Screen[None]):
             session_id=self.session_id)),
             intro=f"{a.occurred_at.date().isoformat()} {a.kind}: {a.summary}")
 
+    def current_deal_id(self) -> int | None:
+        return self.deal_id
+
     # -- moving ------------------------------------------------------------------------------
     def _go(self, step: int) -> None:
         d = self.data

@@ -202,6 +202,10 @@ class PipelineScreen(Screen[None]):
             box.value = ""
         self.query_one(DealGrid).focus()
 
+    def current_deal_id(self) -> int | None:
+        """The highlighted deal (other screens open on it)."""
+        return self.query_one(DealGrid).cursor_key
+
     def _toggle_token(self, token: str) -> None:
         box = self.query_one("#filter", Input)
         words = box.value.split()
