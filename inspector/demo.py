@@ -327,4 +327,5 @@ def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed
             store.bulk_insert("activity", acts, conn)
             store.bulk_insert("risk", risks, conn)
             totals = [totals[0] + len(deals), totals[1] + len(changes), totals[2] + len(acts)]
+    # -- extra demo content (past inspections, handoffs): one call per module below --
     return SeedResult(*totals)
