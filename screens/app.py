@@ -15,11 +15,11 @@ class InspectorApp(App[None]):
     SUB_TITLE = "weekly pipeline inspection"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
-        Binding("f2", "open('review')", "Review", tooltip="RevOps: saved inspections and verdict history"),
-        Binding("f3", "open('dashboard')", "Dashboard", tooltip="Governance metrics and charts"),
-        Binding("f4", "open('handoff')", "Handoff", tooltip="Closed-won readiness, CS acceptance, exceptions"),
-        Binding("f5", "open('sync')", "Sync", tooltip="Sync deals from HubSpot or Salesforce"),
-        Binding("f6", "open('import')", "Import", tooltip="Import a CSV export"),
+        Binding("f2", "open('review')", "Review", show=False, tooltip="RevOps: saved inspections and verdict history"),
+        Binding("f3", "open('dashboard')", "Dashboard", show=False, tooltip="Governance metrics and charts"),
+        Binding("f4", "open('handoff')", "Handoff", show=False, tooltip="Closed-won readiness, CS acceptance, exceptions"),
+        Binding("f5", "open('sync')", "Sync", show=False, tooltip="Sync deals from HubSpot or Salesforce"),
+        Binding("f6", "open('import')", "Import", show=False, tooltip="Import a CSV export"),
     ]
     #: screen name -> (module under inspector.screens, class); each takes (services) and,
     #: when it opens on a deal, `deal_id=` (the deal highlighted on the current screen).

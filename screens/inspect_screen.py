@@ -36,18 +36,18 @@ class InspectScreen(Screen[None]):
         Binding("b", "prev_deal", "Back"),
         Binding("a", "answer", "Answer"),
         Binding("v", "stage_verdict", "Stage"),
-        Binding("d", "close_verdict", "Close date"),
+        Binding("d", "close_verdict", "Close"),
         Binding("c", "forecast_call", "Call"),
         Binding("r", "add_risk", "Risk"),
         Binding("m", "mark_progress", "Progress"),
-        Binding("t", "next_step", "Next step"),
+        Binding("t", "next_step", "Step"),
         Binding("o", "notes", "Notes"),
         Binding("s", "skip", "Skip"),
         Binding("g", "queue", "Queue"),
         Binding("F", "finish", "Finish"),
         Binding("e", "edit_risk", "Edit risk", show=False),
         Binding("x", "close_risk", "Close risk", show=False),
-        Binding("escape", "leave", "Pipeline"),
+        Binding("escape", "leave", "List"),
     ] + [Binding(str(i), f"answer_n({i})", f"Answer question {i}", show=False) for i in range(1, 10)]
 
     @dataclass
@@ -91,7 +91,7 @@ class InspectScreen(Screen[None]):
                 yield OptionList(id="questions")
                 yield Static(id="checklist")
         yield Static(id="decisions")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#activities").border_title = "Activity vs progress"

@@ -33,7 +33,12 @@ class PipelineScreen(Screen[None]):
         Binding("f", "toggle_flagged", "Flagged", tooltip="Show only deals with findings"),
         Binding("i", "inspect", "Inspect", tooltip="Start or resume this week's inspection of the team"),
         Binding("enter", "inspect", "Inspect", show=False),
-        Binding("r", "refresh", "Refresh", tooltip="Reload from the store"),
+        Binding("r", "refresh", "Reload", tooltip="Reload from the store"),
+        Binding("f2", "app.open('review')", "Review"),
+        Binding("f3", "app.open('dashboard')", "Metrics"),
+        Binding("f4", "app.open('handoff')", "Handoff"),
+        Binding("f5", "app.open('sync')", "Sync"),
+        Binding("f6", "app.open('import')", "Import"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -63,7 +68,7 @@ class PipelineScreen(Screen[None]):
         yield Static(id="summary")
         yield DealGrid([Column(c.key, c.label, c.width, c.align) for c in COLUMNS], id="deals")
         yield Static(id="detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         grid = self.query_one(DealGrid)

@@ -45,7 +45,7 @@ class SummaryScreen(Screen[None]):
         yield Header()
         with VerticalScroll(id="body"):
             yield Static("Computing the summary…", id="summary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.compute()
