@@ -64,7 +64,6 @@ def timeline(pb: Playbook, activities: tuple[ActivityItem, ...], today: date) ->
     def count(days: int, progress: bool) -> int:
         since = now - timedelta(days=days + 1)
         return sum(1 for a in activities if a.occurred_at >= since and (a.is_progress or not progress))
-    seller = [a for a in activities if not a.is_progress]
     prog = [a for a in activities if a.is_progress]
     last_act = max((a.occurred_at for a in activities), default=None)
     last_prog = max((a.occurred_at for a in prog), default=None)
@@ -80,7 +79,6 @@ def timeline(pb: Playbook, activities: tuple[ActivityItem, ...], today: date) ->
         warning = "No activity recorded on this deal"
     elif d_act is not None and d_act > pb.thresholds.stale_activity_days:
         warning = f"Gone quiet: no activity for {d_act} days"
-    del seller
     return Timeline(activities, count(14, False), a30, count(14, True), p30, d_act, d_prog, warning)
 
 

@@ -607,7 +607,7 @@ class InspectScreen(Screen[None]):
         if d is None:
             return
         if d.session.status == "open" and not self.services.read_only:
-            pending = sum(1 for s in d.session.queue) - 0
+            pending = len(d.session.queue)
             self._ask("Finish this inspection?", [FormField("ok", "Finish", "choice", "yes",
                                                             [("Yes, finish the session", "yes")], required=True)],
                       lambda v: self.app.switch_screen(SummaryScreen(self.services, self.session_id, finish=True)),
