@@ -86,9 +86,10 @@ def demo(ctx: click.Context, n_deals: int, demo_db: str | None, seed: int, no_tu
     from inspector import demo as demo_mod
     from inspector.storage.db import default_db_path
 
-    target = Path(demo_db or ctx.find_root().obj["db"] or default_db_path().with_name("demo.db"))
-    if "://" in str(target):
+    chosen = demo_db or ctx.find_root().obj["db"]
+    if chosen and "://" in chosen:  # check the text: Path() would collapse the "//"
         raise UserError("demo writes a fresh SQLite file; give a path, not a URL")
+    target = Path(chosen or default_db_path().with_name("demo.db"))
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     services = _services(ctx, read_only=False, db=str(target))

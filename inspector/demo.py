@@ -138,14 +138,31 @@ def iter_generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
         currency = "EUR" if team.startswith("EMEA") and rng.random() < 0.6 else "USD"
         amount = rng.choice([8, 12, 15, 20, 25, 30, 45, 60, 75, 90, 120, 150, 220, 300, 480]) * 1000
         amount = int(amount * rng.uniform(0.8, 1.3)) // 100 * 100
-        # -- history: creation, stage moves (mostly forward, some back), pushes, amount changes
-        changes.append({"deal_id": deal_id, "field": "created", "old": None, "new": "qualification",
-                        "changed_at": _at(created, rng), "source": "demo"})
+        # -- history: creation, stage moves (mostly forward, some back), pushes, amount changes.
+        # Every change lies strictly between creation and today, and each field's changes are
+        # stamped in increasing time, so the history replays to the deal's current values.
         target = OPEN_STAGES.index(stage) if status == "open" else rng.randint(2, 4)
         # the last stage move: most deals moved within their stage's aging limit, some stall
         limit = (21, 30, 30, 21, 14)[target]
         if target == 0:
             created = today - timedelta(days=rng.randint(2, 35))
+        age = (today - created).days  # >= 2
+        created_at = datetime(created.year, created.month, created.day, 7, tzinfo=timezone.utc)
+        last_stamp: dict[str, datetime] = {}
+
+        def stamp(day: date, chain: str) -> datetime:
+            moment = max(_at(day, rng), created_at + timedelta(minutes=1))
+            previous = last_stamp.get(chain)
+            if previous is not None and moment <= previous:
+                moment = previous + timedelta(minutes=20)
+            last_stamp[chain] = moment
+            return moment
+
+        def some_day() -> date:  # a day after creation and before today
+            return created + timedelta(days=rng.randint(1, age - 1))
+
+        changes.append({"deal_id": deal_id, "field": "created", "old": None, "new": "qualification",
+                        "changed_at": created_at, "source": "demo"})
         last_move = today - timedelta(days=rng.randint(1, limit) if rng.random() < 0.82
                                       else rng.randint(limit, limit * 3))
         if last_move <= created:
@@ -167,36 +184,34 @@ def iter_generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
         for day, idx in moves:
             day = min(day, today - timedelta(days=1))
             changes.append({"deal_id": deal_id, "field": "stage", "old": OPEN_STAGES[current],
-                            "new": OPEN_STAGES[idx], "changed_at": _at(day, rng), "source": "demo"})
+                            "new": OPEN_STAGES[idx], "changed_at": stamp(day, "stage"), "source": "demo"})
             current, stage_entered = idx, day
         closed_on = None
         if status != "open":
             closed_on = min(today - timedelta(days=rng.randint(1, 90)), stage_entered + timedelta(days=rng.randint(5, 40)))
-            closed_on = max(closed_on, stage_entered)
+            closed_on = min(max(closed_on, stage_entered), today - timedelta(days=1))
             changes.append({"deal_id": deal_id, "field": "stage", "old": OPEN_STAGES[current],
-                            "new": stage, "changed_at": _at(closed_on, rng), "source": "demo"})
+                            "new": stage, "changed_at": stamp(closed_on, "stage"), "source": "demo"})
             stage_entered = closed_on
         final_close = today + timedelta(days=rng.randint(3, 120))
         pushes = 0
         n_push = rng.choices([0, 1, 2, 3, 4], [55, 25, 10, 7, 3])[0]
         steps = [rng.choice([7, 14, 21, 30, 45]) for _ in range(n_push)]
         close = final_close - timedelta(days=sum(steps))
-        push_days = sorted(created + timedelta(days=rng.randint(1, max(2, (today - created).days - 1)))
-                           for _ in steps)
-        for day, step in zip(push_days, steps):
+        for day, step in zip(sorted(some_day() for _ in steps), steps):
             new_close = close + timedelta(days=step)
             changes.append({"deal_id": deal_id, "field": "close_date", "old": close.isoformat(),
-                            "new": new_close.isoformat(), "changed_at": _at(day, rng), "source": "demo"})
+                            "new": new_close.isoformat(), "changed_at": stamp(day, "close"), "source": "demo"})
             close, pushes = new_close, pushes + 1
         if status == "open" and rng.random() < 0.12:
             close = today - timedelta(days=rng.randint(1, 20))  # slipped past, not yet updated
         if status != "open":
             close = closed_on
-        for _ in range(rng.choices([0, 1, 2, 3], [50, 30, 15, 5])[0]):
-            day = created + timedelta(days=rng.randint(3, max(4, (today - created).days - 1)))
+        n_amount = rng.choices([0, 1, 2, 3], [50, 30, 15, 5])[0]
+        for day in sorted(some_day() for _ in range(n_amount)):
             new_amount = int(amount * rng.choice([0.8, 0.9, 1.1, 1.25, 1.5])) // 100 * 100
             changes.append({"deal_id": deal_id, "field": "amount_minor", "old": str(amount * 100),
-                            "new": str(new_amount * 100), "changed_at": _at(day, rng), "source": "demo"})
+                            "new": str(new_amount * 100), "changed_at": stamp(day, "amount"), "source": "demo"})
             amount = new_amount
         category = {"commit": "commit", "commercial_review": rng.choice(["best_case", "commit"]),
                     "solution_fit": rng.choice(["best_case", "pipeline"])}.get(stage, "pipeline")
@@ -207,9 +222,9 @@ def iter_generate(pb: Playbook, n_deals: int, today: date, seed: int = 7,
         if rng.random() < 0.2 and status == "open":
             old_cat = rng.choice(["pipeline", "best_case"])
             if old_cat != category:
-                day = today - timedelta(days=rng.randint(1, 20))
+                day = max(created + timedelta(days=1), today - timedelta(days=rng.randint(1, 20)))
                 changes.append({"deal_id": deal_id, "field": "forecast_category", "old": old_cat,
-                                "new": category, "changed_at": _at(day, rng), "source": "demo"})
+                                "new": category, "changed_at": stamp(day, "category"), "source": "demo"})
         # -- evidence: most deals have what their stage needs; "optimistic" ones skip steps
         optimistic = rng.random() < 0.3
         p_ev = 0.55 if optimistic else 0.93

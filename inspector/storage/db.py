@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, text
 
 #: Alembic head revision; `ensure_schema` skips importing Alembic when the store is current.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -50,7 +50,16 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         kwargs = {"pool_pre_ping": True}
         if read_only:
             kwargs["execution_options"] = {"postgresql_readonly": True}
-        return create_engine(url, **kwargs)
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _utc(dbapi_conn, _record) -> None:
+            # day counts and dates derived from timestamps must not depend on the server's zone
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+            dbapi_conn.commit()
+
+        return engine
     if read_only:
         if not path.exists():
             raise StoreError(f"{path}: no such database (read-only mode does not create one)")

@@ -11,7 +11,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
+import sqlite3
+
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from inspector.domain import ActivityItem, Change, DealDetail, DealRow, RiskItem
 from inspector.playbook import DEAL_FIELDS
@@ -118,13 +121,19 @@ class Store:
             qmarks = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
             get = operator.itemgetter(*cols)
             conv = [(i, f) for i, c in enumerate(cols) if (f := _sqlite_converter(rows, c))]
-            for start in range(0, len(rows), chunk):
-                batch = list(map(get, rows[start:start + chunk])) if len(cols) > 1 else \
-                    [(get(r),) for r in rows[start:start + chunk]]
-                if conv:
-                    batch = [_convert(t, conv) for t in batch]
-                raw.executemany(qmarks, batch)
-            raw.close()
+            try:
+                for start in range(0, len(rows), chunk):
+                    batch = list(map(get, rows[start:start + chunk])) if len(cols) > 1 else \
+                        [(get(r),) for r in rows[start:start + chunk]]
+                    if conv:
+                        batch = [_convert(t, conv) for t in batch]
+                    raw.executemany(qmarks, batch)
+            except sqlite3.IntegrityError as exc:  # one exception type whatever the backend
+                raise IntegrityError(qmarks, None, exc) from exc
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(qmarks, None, exc, sqlite3.Error) from exc
+            finally:
+                raw.close()
             return
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
@@ -240,6 +249,19 @@ class Store:
             return {r[0]: r[1] for r in conn.execute(text(
                 "SELECT deal_id, COUNT(*) FROM promise GROUP BY deal_id"))}
 
+    def approved_triggers(self, deal_id: int | None = None) -> dict[int, frozenset[str]]:
+        """deal id -> deal-desk trigger keys with approval recorded (the approval table is small)."""
+        sql = "SELECT deal_id, trigger_key FROM approval WHERE status = 'approved'"
+        params: dict[str, Any] = {}
+        if deal_id is not None:
+            sql += " AND deal_id = :d"
+            params["d"] = deal_id
+        out: dict[int, set[str]] = defaultdict(set)
+        with self.engine.connect() as conn:
+            for d, key in conn.execute(text(sql), params):
+                out[d].add(key)
+        return {d: frozenset(keys) for d, keys in out.items()}
+
     def get_deal(self, deal_id: int, today: date) -> DealDetail:
         cols = ", ".join(EVIDENCE_COLUMNS)
         with self.engine.connect() as conn:
@@ -254,6 +276,8 @@ class Store:
             for k, v in fields.items():
                 if isinstance(v, str) and k in _DATE_FIELDS:
                     fields[k] = read_date(v)
+                elif k in _BOOL_FIELDS and v is not None:
+                    fields[k] = bool(v)
             changes = tuple(Change(c[0], c[1], c[2], c[3], read_ts(c[4]), c[5]) for c in conn.execute(
                 text("SELECT deal_id, field, old, new, changed_at, source FROM deal_change "
                      "WHERE deal_id = :id ORDER BY changed_at, id"), {"id": deal_id}))
@@ -274,5 +298,6 @@ class Store:
         return RiskItem(x[0], x[1], x[2], x[3], x[4], read_date(x[5]), x[6], x[7], read_ts(x[8]), x[9])
 
 
+_BOOL_FIELDS = frozenset({"custom_terms", "legal_exception", "product_commitment", "scope_change"})
 _DATE_FIELDS = frozenset({"contract_signed_on", "contract_start", "contract_end", "renewal_date",
                           "kickoff_date"})

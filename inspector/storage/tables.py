@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+#: Money in minor units: 64-bit (SQLite INTEGER already is; PostgreSQL needs BIGINT).
+MONEY = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _ts(nullable: bool = True) -> Column:
@@ -35,7 +39,7 @@ class Deal(SQLModel, table=True):
     stage: str
     crm_stage: str = ""
     status: str = Field(default="open")  # open | won | lost | removed
-    amount_minor: int = 0
+    amount_minor: int = Field(default=0, sa_type=MONEY)
     currency: str = "USD"
     close_date: date | None = None
     forecast_category: str = "pipeline"
@@ -152,7 +156,7 @@ class Inspection(SQLModel, table=True):
     skip_reason: str = ""
     # snapshot of the deal when the inspection opened
     stage_at: str = ""
-    amount_minor_at: int = 0
+    amount_minor_at: int = Field(default=0, sa_type=MONEY)
     close_date_at: date | None = None
     rep_category: str = ""
     # decisions

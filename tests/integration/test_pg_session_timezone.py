@@ -50,9 +50,6 @@ def test_utc_session_matches_sqlite(pg_url, tmp_path):
     assert sqlite_rows[0].days_since_progress == (TODAY - date(2026, 11, 2)).days
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Store.list_deals on PostgreSQL derives last_activity (substr(CAST(ts AS TEXT)...)) and "
-    "days_since_activity/progress (CAST(ts AS DATE)) in the session TimeZone, not UTC as SQLite does"))
 @pytest.mark.parametrize("zone", ["Pacific%2FAuckland", "America%2FLos_Angeles"])
 def test_non_utc_session_gives_the_same_rows(pg_url, tmp_path, zone):
     sqlite_rows = _rows(f"sqlite:///{tmp_path / 'tz.db'}")

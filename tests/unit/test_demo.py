@@ -181,18 +181,12 @@ def test_ids_consistent(generated):
 # -- history is consistent with the deals --------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: demo.generate dates some deal_change rows after `today` (amount changes and close-date "
-    "pushes use created + randint(.., max(4, age - 1)) days, which exceeds today for young deals)"))
 def test_no_history_after_today(generated):
     deals, changes, acts, _ = generated
     assert [c for c in changes if c["changed_at"] >= END_OF_TODAY] == []
     assert [a for a in acts if a["occurred_at"] >= END_OF_TODAY] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: demo.generate records the 'created' change, then re-draws `created` for qualification "
-    "deals, so created_on disagrees with the 'created' change and later history predates creation"))
 def test_creation_is_the_first_event(by_deal):
     deals, ch, _ = by_deal
     for deal_id, d in deals.items():
@@ -201,10 +195,6 @@ def test_creation_is_the_first_event(by_deal):
         assert first["changed_at"].date() == d["created_on"], deal_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: demo.generate draws a random hour for each stage change, so a close (commit -> "
-    "closed_won) on the same day as the last move can be timestamped before it: the history in "
-    "time order ends at the wrong stage"))
 def test_history_in_time_order_ends_at_the_current_stage(by_deal):
     deals, ch, _ = by_deal
     for deal_id, d in deals.items():
@@ -213,9 +203,6 @@ def test_history_in_time_order_ends_at_the_current_stage(by_deal):
         assert moves[-1]["new"] == d["stage"], deal_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: demo.generate chains amount changes in generation order but dates them at random, so "
-    "in time order the amounts do not chain and the last one is not the deal's amount"))
 def test_amount_history_in_time_order_ends_at_the_amount(by_deal):
     deals, ch, _ = by_deal
     for deal_id, d in deals.items():
@@ -282,9 +269,6 @@ def test_cli_demo_no_tui(tmp_path):
     assert _deals_in(target) == 50
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: cli.demo builds Path(demo_db) before checking for '://'; Path collapses '//' so the URL "
-    "check never fires and a SQLite file is written at ./postgresql:/user@host/db (exit 0)"))
 @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1/test",
                                  "postgresql+psycopg://postgres@127.0.0.1:5432/test"])
 def test_cli_demo_refuses_url(tmp_path, monkeypatch, url):

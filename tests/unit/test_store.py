@@ -215,10 +215,6 @@ def test_get_deal_round_trip(services):
 
 
 def test_get_deal_booleans_are_bools(services, request):
-    if not is_pg(services):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "BUG: Store.get_deal returns boolean deal fields (custom_terms, legal_exception, ...) "
-            "as 0/1 ints on SQLite but as bool on PostgreSQL; dates are normalised, booleans not")))
     _seed_one(services)
     f = services.store.get_deal(7, TODAY).fields
     for name in ("custom_terms", "legal_exception", "product_commitment", "scope_change"):
@@ -227,10 +223,6 @@ def test_get_deal_booleans_are_bools(services, request):
 
 def test_large_amount_round_trips(services, request):
     """$25M in cents does not fit a 32-bit INTEGER; money columns must hold it on both backends."""
-    if is_pg(services):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "BUG: deal.amount_minor is INTEGER (32-bit on PostgreSQL): any amount above "
-            "2,147,483,647 minor units ($21.47M) fails with 'integer out of range'")))
     services.store.bulk_insert("deal", [deal_row(1, amount_minor=2_500_000_000)])
     assert services.store.list_deals(TODAY)[0].amount_minor == 2_500_000_000
 
@@ -484,10 +476,6 @@ def test_sqlite_foreign_keys_enforced(sqlite_services):
 @pytest.mark.parametrize("case", ["foreign_key", "unique"])
 def test_bulk_insert_constraint_errors_are_sqlalchemy_errors(services, request, case):
     """Callers catch one exception type whatever the backend (e.g. duplicate ids on import)."""
-    if not is_pg(services):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "BUG: Store.bulk_insert's SQLite fast path (raw driver cursor.executemany) leaks "
-            "sqlite3.IntegrityError instead of sqlalchemy.exc.IntegrityError, unlike PostgreSQL")))
     store = services.store
     store.bulk_insert("deal", [deal_row(1)])
     if case == "foreign_key":
