@@ -31,7 +31,8 @@ class PipelineScreen(Screen[None]):
         Binding("t", "choose_team", "Team", tooltip="Choose the team (scope)"),
         Binding("c", "toggle_changed", "Changed", tooltip="Show only deals changed since the last inspection"),
         Binding("f", "toggle_flagged", "Flagged", tooltip="Show only deals with findings"),
-        Binding("i", "inspect", "Inspect", tooltip="Start or resume this week's inspection of the team"),
+        Binding("i", "inspect", "Inspect",
+                tooltip="Start or resume this week's inspection of the team (rep: filters narrow it to those reps)"),
         Binding("enter", "inspect", "Inspect", show=False),
         Binding("r", "refresh", "Reload", tooltip="Reload from the store"),
         Binding("f2", "app.open('review')", "Review"),
@@ -246,10 +247,18 @@ class PipelineScreen(Screen[None]):
             self.notify("Choose the team to inspect first (t)", severity="warning")
             self.action_choose_team()
             return
-        self.start_inspection(self.team)
+        # `rep:NAME` terms in the filter narrow the scope to those reps
+        wanted = [t.partition(":")[2] for t in self.query_one("#filter", Input).value.lower().split()
+                  if t.startswith("rep:") and len(t) > 4]
+        reps = sorted({it.row.owner for it in self.view.items
+                       if any(w in it.row.owner.lower() for w in wanted)}) if wanted else None
+        if wanted and not reps:
+            self.notify("No rep in this team matches the rep: filter", severity="warning")
+            return
+        self.start_inspection(self.team, reps)
 
     @work(thread=True, exclusive=True, group="session", exit_on_error=False)
-    def start_inspection(self, team: str) -> None:
+    def start_inspection(self, team: str, reps: list[str] | None = None) -> None:
         from inspector.inspect import build_queue
 
         svc = self.services
@@ -257,12 +266,13 @@ class PipelineScreen(Screen[None]):
         session = insp.open_session_for(svc.actor, team)
         resumed = session is not None
         if session is None:
-            queue = build_queue(svc.store, insp, svc.playbook, svc.clock.today(), team)
+            queue = build_queue(svc.store, insp, svc.playbook, svc.clock.today(), team, reps)
             if not queue:
-                self.app.call_from_thread(self.notify, "No open deals to inspect in this team")
+                self.app.call_from_thread(self.notify, "No open deals to inspect in this scope")
                 return
+            scope = {"team": team, **({"reps": reps} if reps else {})}
             session = insp.start_session(manager=svc.actor, team=team, queue=queue,
-                                         week_of=svc.clock.today(), now=svc.clock.now(), scope={"team": team})
+                                         week_of=svc.clock.today(), now=svc.clock.now(), scope=scope)
         self.app.call_from_thread(self._open_session, session.id, session.current_deal_id or session.queue[0],
                                   session.current_question, resumed)
 

@@ -243,3 +243,29 @@ async def test_commit_with_criteria_met_needs_no_exception(demo_services):
         assert state.decisions["forecast_call"] == "commit"
         assert state.decisions["commit_criteria_met"] is True
         assert state.decisions["commit_exception"] == ""
+
+
+async def test_scope_can_be_some_reps(demo_services):
+    """`rep:` terms in the filter narrow the new session to those reps' deals."""
+    svc = demo_services
+    app = InspectorApp(svc)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("t")
+        await settle(pilot)
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        for _ in range(next(i for i, label in enumerate(labels) if label.startswith(TEAM))):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "rep:jos")
+        await pilot.press("enter")
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, InspectScreen)
+        session = Inspections(svc.store).session(app.screen.session_id)
+        assert session.scope == {"team": TEAM, "reps": ["José Álvarez"]}
+        owners = {r.owner for r in svc.store.list_deals(svc.clock.today()) if r.id in session.queue}
+        assert owners == {"José Álvarez"}
