@@ -279,5 +279,10 @@ def log_verify(ctx: click.Context) -> None:
     click.echo(f"ok: {report.count} events, head {report.head}")
 
 
+# CRM commands (sync, auth, push) live in cli_crm; each imports what it needs when run.
+from inspector.cli_crm import register as _register_crm  # noqa: E402
+
+_register_crm(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
