@@ -332,7 +332,8 @@ def _fill(rows: list[dict]) -> list[dict]:
     return [{**defaults, **r} for r in rows]
 
 
-def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed: int = 7) -> SeedResult:
+def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed: int = 7, *,
+         history_weeks: int = 0) -> SeedResult:
     """Write a generated pipeline into an empty store."""
     totals = [0, 0, 0]
     with store.engine.begin() as conn:
@@ -343,4 +344,8 @@ def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed
             store.bulk_insert("risk", risks, conn)
             totals = [totals[0] + len(deals), totals[1] + len(changes), totals[2] + len(acts)]
     # -- extra demo content (past inspections, handoffs): one call per module below --
+    __import__("inspector.demo_handoff", fromlist=["seed_handoff"]).seed_handoff(store, playbook, today, seed)
+    if history_weeks:  # past weeks of finished inspections (Review, Dashboard, reports)
+        from inspector.demo_history import seed_history
+        seed_history(store, playbook, today, seed, weeks=history_weeks)
     return SeedResult(*totals)

@@ -99,6 +99,7 @@ class DealInspection:
     findings: tuple[Finding, ...]
     position: int
     total: int
+    approvals: frozenset[str] = frozenset()  # deal-desk trigger keys with approval recorded
 
     @property
     def queue_index(self) -> int:
@@ -117,6 +118,7 @@ def load_deal_inspection(store: Store, insp: Inspections, pb: Playbook, session_
     deal = store.get_deal(deal_id, today)
     state = insp.state(session_id, deal_id)
     risk_high = sum(1 for r in deal.risks if r.status == "open" and r.severity == "high")
+    approvals = store.approved_triggers(deal_id).get(deal_id, frozenset())
     facts = DealFacts(
         fields=deal.fields, progress_types=frozenset(a.progress_type for a in deal.activities
                                                      if a.is_progress and a.progress_type),
@@ -124,7 +126,7 @@ def load_deal_inspection(store: Store, insp: Inspections, pb: Playbook, session_
         activities_in_window=sum(1 for a in deal.activities if a.occurred_at >= midnight(
             today - timedelta(days=pb.thresholds.progress_window_days))),
         confirmed_evidence=confirmed_evidence(pb, state),
-        close_date_verdict=state.decisions.get("close_date_verdict"))
+        close_date_verdict=state.decisions.get("close_date_verdict"), approvals=approvals)
     evidence = evidence_status(pb, facts)
     sc = stage_check(pb, deal.row.stage, evidence)
     cc = commit_check(pb, deal.row, facts, today, evidence, sc)
@@ -135,7 +137,7 @@ def load_deal_inspection(store: Store, insp: Inspections, pb: Playbook, session_
         session=session, deal=deal, state=state, evidence=evidence, stage=sc, commit=cc,
         desk=tuple(deal_desk_hits(pb, deal.fields)), timeline=timeline(pb, deal.activities, today),
         changes=summary, changes_since=since, findings=tuple(evaluate_deal(pb, deal.row, facts, today)),
-        position=queue.index(deal_id) if deal_id in queue else 0, total=len(queue))
+        position=queue.index(deal_id) if deal_id in queue else 0, total=len(queue), approvals=approvals)
 
 
 # -- the session summary ---------------------------------------------------------------------
@@ -161,6 +163,8 @@ class SessionSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
     chain_head: str = ""
     event_count: int = 0
+    # open handoff exceptions on the session's deals: id, name, missing item, owner, due, risk
+    open_exceptions: list[tuple[int, str, str, str, date | None, str]] = field(default_factory=list)
 
 
 def session_summary(store: Store, insp: Inspections, pb: Playbook, session_id: int,
@@ -235,6 +239,11 @@ def session_summary(store: Store, insp: Inspections, pb: Playbook, session_id: i
             "open_risks": sum(1 for r in risks.get(s.deal_id, ()) if r["status"] == "open"),
             "findings": sorted(codes),
         })
+    from inspector.storage.handoffs import open_exceptions
+
+    for ox in open_exceptions(store, [s.deal_id for s in states]):
+        e = ox.exception
+        out.open_exceptions.append((e.deal_id, ox.deal_name, e.missing_item, e.owner, e.due_date, e.risk))
     chain = insp.chain()
     out.chain_head, out.event_count = chain.head, chain.count
     return out

@@ -258,6 +258,7 @@ def full_findings(store, playbook: Playbook, rows: Sequence[DealRow], today: dat
     risks = store.open_risk_counts()
     risk_any = store.risk_deal_ids()
     promises = store.promise_counts()
+    approved = store.approved_triggers()  # approved deal-desk triggers do not fire
     since = datetime.combine(today - timedelta(days=playbook.thresholds.progress_window_days),
                              time(0), tzinfo=timezone.utc)
     acts = store.activity_counts_since(since)
@@ -270,7 +271,7 @@ def full_findings(store, playbook: Playbook, rows: Sequence[DealRow], today: dat
             fields=fields.get(r.id, {}), progress_types=frozenset(progress.get(r.id, ())),
             risks_recorded=int(r.id in risk_any), open_high_risks=risks.get(r.id, (0, 0))[1],
             promises=promises.get(r.id, 0), activities_in_window=acts.get(r.id, 0),
-            **extra.get(r.id, {}))
+            **{"approvals": approved.get(r.id, frozenset()), **extra.get(r.id, {})})
         fs = evaluate_deal(playbook, r, facts, today)
         if fs:
             out[r.id] = fs

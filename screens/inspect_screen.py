@@ -47,6 +47,7 @@ class InspectScreen(Screen[None]):
         Binding("F", "finish", "Finish"),
         Binding("e", "edit_risk", "Edit risk", show=False),
         Binding("x", "close_risk", "Close risk", show=False),
+        Binding("p", "add_promise", "Promise", show=False, tooltip="Log a promise made to the buyer"),
         Binding("escape", "leave", "List"),
     ] + [Binding(str(i), f"answer_n({i})", f"Answer question {i}", show=False) for i in range(1, 10)]
 
@@ -255,7 +256,8 @@ class InspectScreen(Screen[None]):
         lines.append(styled("[b]Commit criteria[/b] $met/$n met$missing", met=met, n=len(d.commit.items),
                             missing="" if d.commit.met else " · missing: " + ", ".join(d.commit.missing)))
         if d.desk:
-            lines.append(styled("[b $warning]Deal desk:[/] $t", t="; ".join(f"{t.label} → {t.approver}" for t in d.desk)))
+            lines.append(styled("[b $warning]Deal desk:[/] $t", t="; ".join(
+                f"{t.label} → {t.approver}" + (" ✔ approved" if t.key in d.approvals else "") for t in d.desk)))
         return _join(lines)
 
     def _show_decisions(self) -> None:
@@ -428,9 +430,11 @@ class InspectScreen(Screen[None]):
             return
         pb = self.services.playbook
         dec = d.state.decisions
-        met = d.commit.met
+        unapproved = [t for t in d.desk if t.key not in d.approvals]  # count like unmet criteria
+        met = d.commit.met and not unapproved
+        missing = list(d.commit.missing) + [f"deal desk approval of {t.label} ({t.approver})" for t in unapproved]
         intro = (f"Rep's category: {pb.category_label(d.state.rep_category)}. Commit criteria "
-                 + ("all met." if met else "not met: " + "; ".join(d.commit.missing)
+                 + ("all met." if met else "not met: " + "; ".join(missing)
                     + ". Calling Commit needs an exception reason."))
         fields = [FormField("call", "Your forecast call", "choice", dec["forecast_call"] or d.state.rep_category,
                             [(c.label, c.key) for c in pb.forecast_categories], required=True)]
@@ -472,6 +476,27 @@ class InspectScreen(Screen[None]):
                                                                expected=status, actor=self.services.actor, now=now))
             self.action_next_deal()
         self._ask("Skip this deal", [FormField("reason", "Why skip it this week?", "text", "", required=True)], done)
+
+    # -- promises (the promises-made log, captured during inspection) -------------------------
+    def action_add_promise(self) -> None:
+        from datetime import date as _date
+
+        d = self.data
+        if d is None:
+            return
+        pb = self.services.playbook
+        today: _date = self.services.clock.today()
+        self._ask("Log a promise", [
+            FormField("category", "What kind of promise", "choice", None,
+                      [(c.label, c.key) for c in pb.promise_categories], required=True),
+            FormField("text", "What was promised", "textarea", "", required=True),
+            FormField("by", "Promised by", "text", d.deal.row.owner, required=True),
+            FormField("on", "Promised on", "date", today),
+        ], lambda v: self.save("promise", lambda insp, now: _handoffs(insp, pb).add_promise(
+            d.deal.row.id, category=v["category"], text_=v["text"], promised_by=v["by"], promised_on=v["on"],
+            actor=self.services.actor, now=now)),
+            intro="Outcomes, capabilities, timelines, services, reporting, stakeholder commitments, "
+                  "concessions and known limitations: customer success should not discover them later.")
 
     # -- risks -------------------------------------------------------------------------------
     def _risk_fields(self, r=None) -> list[FormField]:
@@ -618,6 +643,12 @@ class InspectScreen(Screen[None]):
 
     def action_leave(self) -> None:
         self.app.pop_screen()
+
+
+def _handoffs(insp: Inspections, playbook):  # noqa: ANN001, ANN202
+    from inspector.storage.handoffs import Handoffs
+
+    return Handoffs(insp.store, playbook)
 
 
 def _join(parts: list) -> Any:

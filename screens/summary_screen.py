@@ -104,6 +104,11 @@ class SummaryScreen(Screen[None]):
         risks = [styled("  $t: $new new, $open open", t=pb.risk_label.get(t, t), new=s.new_risks.get(t, 0),
                         open=s.open_risks.get(t, 0)) for t in sorted(set(s.new_risks) | set(s.open_risks))]
         section("Risks by type", risks)
+        if s.open_exceptions:
+            section("Open handoff exceptions", [
+                styled("  [b $warning]$name[/]: $item · owner $owner · due $due · $risk", name=n, item=item,
+                       owner=owner or "none", due=due.isoformat() if due else "no date", risk=risk or "no risk noted")
+                for _i, n, item, owner, due, risk in s.open_exceptions])
         lines.append(styled("[dim]Event log: $n events · chain head $h[/dim]", n=s.event_count, h=s.chain_head))
         self.query_one("#summary", Static).update(Content("\n").join(lines))
 
