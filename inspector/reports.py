@@ -149,7 +149,11 @@ REPORT_CSV_COLUMNS = ("period_start", "period_end", "team", "manager", "metric",
 
 
 def report_csv(rep: Report) -> str:
-    """Long format (one value per line) for spreadsheets and BI tools."""
+    """Long format (one value per line) for spreadsheets and BI tools.
+
+    Numbers are plain numbers (never neutralised); amounts are in currency units with two
+    decimals (`-1200.00`), all currencies at face value. Text cells are neutralised (EXP-01).
+    """
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(REPORT_CSV_COLUMNS)
@@ -161,9 +165,11 @@ def report_csv(rep: Report) -> str:
                 number = isinstance(val, (int, float)) and not isinstance(val, bool)
                 cells = [s.start.isoformat(), s.last_day.isoformat(), s.team or "", s.manager or "", key,
                          m.title, m.definition, rk, str(row[0]), col]
-                w.writerow([neutralise(c) for c in cells]
-                           + [_num(val) if number else neutralise("" if val is None else str(val)),
-                              rep.chain_head, str(rep.event_count)])
+                if number and col in AMOUNT_COLUMNS:  # minor units to currency units, as a number
+                    value = f"{'-' if val < 0 else ''}{abs(int(val)) // 100}.{abs(int(val)) % 100:02d}"
+                else:
+                    value = _num(val) if number else neutralise("" if val is None else str(val))
+                w.writerow([neutralise(c) for c in cells] + [value, rep.chain_head, str(rep.event_count)])
     return buf.getvalue()
 
 
