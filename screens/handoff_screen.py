@@ -58,14 +58,16 @@ class HandoffScreen(Screen[None]):
         Binding("p", "add_promise", "Promise", tooltip="Log a promise made to the buyer"),
         Binding("e", "add_exception", "Exception", tooltip="Close with a gap: missing item, owner, due date, risk"),
         Binding("x", "close_exception", "Close exc.", show=False, tooltip="Close an open exception"),
-        Binding("a", "approve", "Approval", tooltip="Record a deal-desk approval decision"),
-        Binding("o", "set_cs", "CS owner", tooltip="CS owner and kickoff date"),
+        Binding("a", "approve", "Desk", tooltip="Record a deal-desk approval decision"),
+        Binding("o", "set_cs", "CS", tooltip="CS owner and kickoff date"),
         Binding("w", "hand_off", "Hand off", tooltip="Close won and submit the handoff to customer success"),
         Binding("y", "accept", "Accept", tooltip="Customer success accepts the handoff"),
         Binding("r", "return_to_sales", "Return", tooltip="Customer success returns it with the gaps named"),
         Binding("f", "feedback", "Feedback", tooltip="Post-sale feedback tied to the deal and its promises"),
         Binding("l", "close_lost", "Lost", tooltip="Close as lost with one specific reason"),
         Binding("m", "export", "Export", tooltip="Write the handoff packet as Markdown"),
+        Binding("v", "toggle_view", "Packet/review", show=False,
+                tooltip="Switch the left panel between the closed-won review and the handoff packet"),
         Binding("R", "revops", "RevOps", show=False, tooltip="Open exceptions and feedback patterns, all deals"),
         Binding("escape", "leave", "Back"),
     ]
@@ -96,6 +98,7 @@ class HandoffScreen(Screen[None]):
         self.deal_id = deal_id
         self.rv: Review | None = None
         self.last_saved = ""
+        self.view = ""  # "review" | "packet"; "" follows the deal (packet once CS has it)
         self._save_lock = threading.Lock()
 
     # -- layout ----------------------------------------------------------------------------------
@@ -130,6 +133,12 @@ class HandoffScreen(Screen[None]):
     def current_deal_id(self) -> int | None:
         return self.deal_id
 
+    def shown_view(self, rv: Review) -> str:
+        """The left panel: the manager's closed-won review, or the packet CS reviews."""
+        if self.view:
+            return self.view
+        return "packet" if rv.phase == "won" and rv.handoff.status in ("submitted", "accepted") else "review"
+
     # -- loading ---------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="handoff-load", exit_on_error=False)
     def load(self) -> None:
@@ -162,11 +171,31 @@ class HandoffScreen(Screen[None]):
         self.app.sub_title = f"Handoff · deal {rv.deal.row.id}"
         self.query_one("#title", Static).update(self._title(rv))
         self.query_one("#verdict", Static).update(self._verdict(rv))
-        self.query_one("#requirements", Static).update(self._checklist("Closed-won requirements", rv.requirements, rv))
+        lost = rv.phase == "lost"
+        packet = not lost and self.shown_view(rv) == "packet"
+        left, right = self.query_one("#left"), self.query_one("#right")
+        if lost:
+            left.border_title = "Closed-lost learning"
+            self.query_one("#requirements", Static).update(self._lost(rv))
+            right.border_title = "Tier · deal desk at close"
+        elif packet:
+            left.border_title = "Handoff packet · v: closed-won review"
+            self.query_one("#requirements", Static).update(self._packet(rv))
+            right.move_child(self.query_one("#acceptance"), before=self.query_one("#tier"))
+            right.border_title = "CS acceptance · tier · deal desk"
+        else:
+            left.border_title = "Closed-won review · v: handoff packet"
+            self.query_one("#requirements", Static).update(
+                self._checklist("Closed-won requirements", rv.requirements, rv))
+            right.move_child(self.query_one("#acceptance"), after=self.query_one("#desk"))
+            right.border_title = "Tier · deal desk · CS acceptance"
         self.query_one("#finance", Static).update(self._checklist("Finance and billing", rv.finance, rv))
+        self.query_one("#finance").display = not packet and not lost
         self.query_one("#tier", Static).update(self._tier(rv))
         self.query_one("#desk", Static).update(self._desk(rv))
-        self.query_one("#acceptance", Static).update(self._lost(rv) if rv.phase == "lost" else self._acceptance(rv))
+        self.query_one("#acceptance", Static).update(self._acceptance(rv) if not lost else "")
+        self.query_one("#acceptance").display = not lost
+        self.query_one("#logs").set_class(not rv.record.promises and not rv.record.exceptions, "-empty")
         self.query_one("#promises", Static).update(self._promises(rv))
         self.query_one("#exceptions", Static).update(self._exceptions(rv))
         self.query_one("#promises-box").border_title = f"Promises made ({len(rv.record.promises)})"
@@ -180,11 +209,11 @@ class HandoffScreen(Screen[None]):
         pb = self.services.playbook
         row = rv.deal.row
         rec = rv.record
-        state = {"open": "open", "won": "closed won", "lost": "closed lost"}[rv.phase]
+        state = {"open": " (open)", "won": "", "lost": ""}[rv.phase]
         when = (f"closed {rec.closed_on.isoformat()}" if rec.closed_on else f"close {row.close_date or 'none'}")
         lines = [
             styled("[b]$name[/b] · $ext", name=row.name, ext=rec.external_id or f"deal {row.id}"),
-            styled("$account · rep $rep · $team · [b]$stage[/b] ($state) · $amount · $when · category $cat",
+            styled("$account · rep $rep · $team · [b]$stage[/b]$state · $amount · $when · category $cat",
                    account=row.account, rep=row.owner, team=row.team, stage=pb.stage_label(row.stage), state=state,
                    amount=format_money(row.amount_minor, row.currency), when=when,
                    cat=pb.category_label(row.forecast_category)),
@@ -204,12 +233,25 @@ class HandoffScreen(Screen[None]):
         gaps = ", ".join(g.label for g in rv.uncovered[:4]) + (f" (+{len(rv.uncovered) - 4})"
                                                                  if len(rv.uncovered) > 4 else "")
         if rv.verdict == "ready":
-            return styled("[b $success]✔ READY TO RECEIVE[/] · every requirement present, approvals recorded")
-        if rv.verdict == "ready_with_exceptions":
-            return styled("[b $warning]⚑ READY WITH $n EXCEPTION(S)[/] · each gap has an owner, due date and risk",
-                          n=len(rv.gaps))
-        return styled("[b $error]✘ NOT READY[/] · $n gap(s) without an exception: $gaps", n=len(rv.uncovered),
-                      gaps=gaps)
+            verdict = styled("[b $success]✔ READY TO RECEIVE[/] · every requirement present, approvals recorded")
+        elif rv.verdict == "ready_with_exceptions":
+            verdict = styled("[b $warning]⚑ READY WITH $n EXCEPTION(S)[/] · each gap has an owner, due date and risk",
+                             n=len(rv.gaps))
+        else:
+            verdict = styled("[b $error]✘ NOT READY[/] · $n gap(s) without an exception: $gaps",
+                             n=len(rv.uncovered), gaps=gaps)
+        h = rv.handoff
+        if rv.phase == "open" and h.status == "draft":
+            return verdict
+        when = h.decided_at.date().isoformat() if h.decided_at else ""
+        status = {
+            "draft": styled("[b]Handoff: not yet submitted to CS[/b] · w hands it off"),
+            "submitted": styled("[b $accent]Handoff: with CS for acceptance[/] · y accepts, r returns to sales"),
+            "accepted": styled("[b $success]Handoff: accepted by CS[/] ($by, $when)", by=h.decided_by, when=when),
+            "returned": styled("[b $error]Handoff: returned to sales[/] ($by, $when): $n item(s) missing",
+                               by=h.decided_by, when=when, n=len(h.returned_items)),
+        }.get(h.status, styled("Handoff: $s", s=h.status))
+        return Content("\n").join([status, verdict])
 
     def _item_line(self, item: CheckItem, rv: Review) -> Content:
         mark, colour = MARK[item.state]
@@ -218,12 +260,13 @@ class HandoffScreen(Screen[None]):
              if g.covered_by and (g.label == item.label or g.fields == item.fields)), None)
         detail = item.note if item.state != "present" else ""
         value = _short(item.value) if item.value else ""
-        line = styled(f"[{colour}]$mark[/] $label [dim]$value[/dim]", mark=mark, label=item.label, value=value)
+        line = (styled(f"[{colour}]$mark[/] $label [dim]$value[/dim]", mark=mark, label=item.label, value=value)
+                if value else styled(f"[{colour}]$mark[/] $label", mark=mark, label=item.label))
         extra = []
         if detail:
             extra.append(styled(f"[{colour}]$d[/]", d=detail))
         if covered is not None:
-            extra.append(styled("[$warning]⚑ exception, due $due[/]",
+            extra.append(styled("[$warning]⚑ exception due $due[/]",
                                 due=covered.due_date.isoformat() if covered.due_date else "no date"))
         if extra:
             line = Content(" · ").join([line, *extra])
@@ -235,16 +278,42 @@ class HandoffScreen(Screen[None]):
         lines += [self._item_line(i, rv) for i in items]
         return _join(lines)
 
+    def _packet(self, rv: Review) -> Content:
+        """The opportunity-to-customer packet CS receives: each item with its full content."""
+        ok = sum(1 for i in rv.packet if i.ok)
+        lines = [styled("[b]Handoff packet[/b] $ok/$n complete", ok=ok, n=len(rv.packet))]
+        for item in rv.packet:
+            mark, colour = MARK[item.state]
+            lines.append(styled(f"[{colour}]$mark[/] [b]$label[/b]", mark=mark, label=item.label))
+            if item.value:
+                lines.append(styled("  $value", value=" ".join(item.value.split())))
+            note = item.note if item.state != "present" else ""
+            covered = None if item.ok else next(
+                (g.covered_by for g in rv.close_gaps + rv.accept_gaps
+                 if g.covered_by and (g.label == item.label or g.fields == item.fields)), None)
+            extra = [styled(f"  [{colour}]$d[/]", d=note)] if note else []
+            if covered is not None:
+                extra.append(styled("  [$warning]⚑ exception due $due · $owner[/]",
+                                    due=covered.due_date.isoformat() if covered.due_date else "no date",
+                                    owner=covered.owner or "no owner"))
+            lines += extra
+        return _join(lines)
+
     def _tier(self, rv: Review) -> Content:
         t = rv.tier
         how = ("suggested: " + "; ".join(t.reasons)) if not t.set_by else (
             f"set by {t.set_by}" + (f"; suggested {t.suggested.label}" if t.overridden else ""))
         lines = [styled("[b]Handoff tier: $tier[/b] [dim]($how)[/dim]", tier=t.chosen.label, how=how),
                  styled("[dim]$req[/dim]", req=t.chosen.requirement)]
+        covered = {g.key: g.covered_by for g in rv.accept_gaps if g.covered_by is not None}
         for s in rv.steps:
             mark, colour = ("✔", "$success") if s.done else ("✘", "$error")
             who = " [dim](automatic)[/dim]" if s.auto else (" [dim]$by[/dim]" if s.done_by else "")
-            lines.append(styled(f"  [{colour}]$mark[/] $label{who}", mark=mark, label=s.label, by=s.done_by))
+            exc = covered.get(f"step:{s.key}")
+            if exc is not None and not s.done:
+                who += " · [$warning]⚑ exception due $due[/]"
+            lines.append(styled(f"  [{colour}]$mark[/] $label{who}", mark=mark, label=s.label, by=s.done_by,
+                                due=exc.due_date.isoformat() if exc and exc.due_date else "no date"))
         return _join(lines)
 
     def _desk(self, rv: Review) -> Content:
@@ -293,10 +362,12 @@ class HandoffScreen(Screen[None]):
     def _lost(self, rv: Review) -> Content:
         pb = self.services.playbook
         rec = rv.record
-        lines = [styled("[b]Closed-lost learning[/b]")]
+        lines = []
         if rec.lost is not None:
-            lines.append(styled("Recorded by $by on $at", by=rec.lost.recorded_by,
+            lines.append(styled("Reason recorded by $by on $at", by=rec.lost.recorded_by,
                                 at=rec.lost.recorded_at.date().isoformat() if rec.lost.recorded_at else "?"))
+        else:
+            lines.append(styled("[$error]No reason recorded yet[/] · l records one"))
         lines.append(styled("[b]Earlier inspections[/b] ($n)", n=len(rec.inspections)))
         for i in rec.inspections:
             verdict = i.stage_verdict or "no verdict"
@@ -343,7 +414,8 @@ class HandoffScreen(Screen[None]):
         elif self.services.read_only:
             text = styled("[dim]Read-only: nothing can be saved[/dim]")
         else:
-            text = styled("[dim]Every change is saved the moment you make it · ctrl+p lists every action[/dim]")
+            text = styled("[dim]Saved as you go · v packet/review · x close an exception · "
+                          "R open exceptions and feedback patterns · ^p all actions[/dim]")
         self.query_one("#status", Static).update(text)
 
     # -- which actions apply -----------------------------------------------------------------------
@@ -351,6 +423,8 @@ class HandoffScreen(Screen[None]):
                "hand_off", "accept", "return_to_sales", "feedback", "close_lost"}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_view":
+            return self.rv is not None and self.rv.phase != "lost"
         if action not in self._WRITES and action != "export":
             return True
         rv = self.rv
@@ -604,10 +678,11 @@ class HandoffScreen(Screen[None]):
                         title="Gaps in the handoff", severity="error", timeout=10)
             return
         deal_id = rv.deal.row.id
+        today = self.services.clock.today()
         self._ask("Accept the customer into onboarding?", [
             FormField("note", "Note for sales (optional)", "text", ""),
         ], lambda v: self.save("acceptance", lambda h, now: h.accept(
-            deal_id, expected_status="submitted", actor=self._actor(), now=now, note=v["note"])),
+            deal_id, expected_status="submitted", actor=self._actor(), now=now, note=v["note"], today=today)),
             intro=f"Acceptance checklist complete{' with exceptions' if rv.gaps else ''}.")
 
     def action_return_to_sales(self) -> None:
@@ -618,7 +693,7 @@ class HandoffScreen(Screen[None]):
         gaps = [g.label for g in rv.accept_blockers] or [g.label for g in rv.uncovered]
         deal_id = rv.deal.row.id
         self._ask("Return the handoff to sales", [
-            FormField("items", "What is missing (one per line)", "textarea", "\n".join(gaps)),
+            FormField("items", "What is missing (one per line)", "textarea", "\n".join(gaps), required=True),
             FormField("reason", "Why it goes back", "textarea", "", required=True),
         ], lambda v: self.save("return", lambda h, now: h.return_to_sales(
             deal_id, [x for x in v["items"].splitlines() if x.strip()], v["reason"], expected_status=status,
@@ -654,9 +729,17 @@ class HandoffScreen(Screen[None]):
 
     def open_deal(self, deal_id: int) -> None:
         self.deal_id = deal_id
+        self.view = ""
         self.rv = None
         self.last_saved = ""
         self.load()
+
+    def action_toggle_view(self) -> None:
+        rv = self.rv
+        if rv is None or rv.phase == "lost":
+            return
+        self.view = "review" if self.shown_view(rv) == "packet" else "packet"
+        self.post_message(self.Loaded(rv))
 
     def action_export(self) -> None:
         if self.rv is not None:

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from inspector.handoff import (APPROVAL_STATUSES, AUTO_STEPS, ApprovalItem, Candidate, ExceptionItem,
-                               FeedbackEntry, HandoffRecord, HandoffState, LostReasonItem, OpenException,
-                               PastInspection, PromiseItem, RiskRecord, StepItem, lost_reason_problem)
+                               FeedbackEntry, Gap, HandoffRecord, HandoffState, LostReasonItem, OpenException,
+                               PastInspection, PromiseItem, Review, RiskRecord, StepItem, lost_reason_problem,
+                               review)
 from inspector.playbook import Playbook
 from inspector.storage.events import append_event, read_ts
 from inspector.storage.inspections import Inspections, NotFound, StaleEdit
@@ -31,6 +32,15 @@ ANY = object()  # "no compare-and-set" marker for optional expectations
 
 class DealClosed(ValueError):
     """The deal's status does not allow this (e.g. closing a won deal as lost)."""
+
+
+class NotReady(ValueError):
+    """Gaps without an exception stand between the deal and closed-won / CS acceptance."""
+
+    def __init__(self, what: str, gaps: Sequence[Gap]) -> None:
+        self.gaps = tuple(gaps)
+        names = ", ".join(g.label for g in self.gaps[:6]) + (" …" if len(self.gaps) > 6 else "")
+        super().__init__(f"not ready to {what}: {len(self.gaps)} gap(s) without an exception: {names}")
 
 
 def _handoff_state(deal_id: int, r: Sequence[Any] | None) -> HandoffState:
@@ -241,6 +251,12 @@ class Handoffs:
         names = [i.strip() for i in items if i and i.strip()]
         if not names:
             raise ValueError("an exception names the missing item")
+        if not owner.strip():
+            raise ValueError("an exception needs an owner: who closes the gap")
+        if due_date is None:
+            raise ValueError("an exception needs a due date")
+        if not risk.strip():
+            raise ValueError("an exception needs the risk: what happens if the item stays missing")
 
         def run(conn: Connection) -> list[int]:
             self._deal(conn, deal_id)
@@ -284,8 +300,14 @@ class Handoffs:
                close_won: bool = False) -> None:
         """Hand the deal to customer success; with close_won an open deal is marked closed-won first.
 
-        The caller checks readiness (every gap filled or covered by an exception) beforehand.
+        Refused (`NotReady`, naming the gaps) while a closed-won requirement, finance field or
+        deal-desk approval is neither present nor covered by an open exception. The check reads
+        the deal just before the write transaction, like the screen the user looked at.
         """
+        rv = self.review(deal_id, today)
+        if rv.phase != "lost" and rv.handoff.status in ("draft", "returned") and rv.close_blockers:
+            raise NotReady("close won and hand off" if rv.phase == "open" else "hand off", rv.close_blockers)
+
         def run(conn: Connection) -> None:
             status, stage, _name = self._deal(conn, deal_id)
             if status == "open" and close_won:
@@ -307,8 +329,16 @@ class Handoffs:
         self._write(run)
 
     def accept(self, deal_id: int, *, expected_status: str = "submitted", actor: str, now: datetime,
-               note: str = "") -> None:
-        """Customer success accepts the customer record (the caller checks the acceptance checklist)."""
+               note: str = "", today: date | None = None) -> None:
+        """Customer success accepts the customer record.
+
+        Refused (`NotReady`, naming the gaps) while an item of the acceptance checklist or a tier
+        step is neither done nor covered by an open exception: CS returns it to sales instead.
+        """
+        rv = self.review(deal_id, today or now.date())
+        if rv.phase == "won" and rv.handoff.status == "submitted" and rv.accept_blockers:
+            raise NotReady("accept", rv.accept_blockers)
+
         def run(conn: Connection) -> None:
             status, _stage, _name = self._deal(conn, deal_id)
             if status != "won":
@@ -330,8 +360,8 @@ class Handoffs:
                         actor: str, now: datetime) -> None:
         """CS flags what is missing and sends the handoff back to sales."""
         names = [i.strip() for i in items if i and i.strip()]
-        if not names and not reason.strip():
-            raise ValueError("returning a handoff names what is missing")
+        if not names:
+            raise ValueError("returning a handoff to sales names what is missing (at least one item)")
 
         def run(conn: Connection) -> None:
             self._deal(conn, deal_id)
@@ -431,6 +461,10 @@ class Handoffs:
             raise ValueError(f"external id {value!r} exists in several sources "
                              f"({', '.join(r[1] for r in rows)}); use the deal id ({', '.join(str(r[0]) for r in rows)})")
         return rows[0][0]
+
+    def review(self, deal_id: int, today: date) -> Review:
+        """The closed-won readiness review of the deal as stored now."""
+        return review(self._pb(), self.record(deal_id, today), today)
 
     def handoff_state(self, deal_id: int) -> HandoffState:
         with self.engine.connect() as conn:
