@@ -537,7 +537,9 @@ def close_lost(ctx: click.Context, deal_ref: str, reason: str | None, detail: st
     open_risks = [f"{pb.risk_label.get(r.type, r.type)} ({r.severity})"
                   for r, state in risks_at_close(rec) if state == "open at close"]
     out.append("Risks open at close: " + (", ".join(open_risks) if open_risks else "none"))
-    click.echo("\n".join(out))
+    from inspector.text import display_safe  # CRM text must not drive the terminal
+
+    click.echo(display_safe("\n".join(out)))
 
 
 # CRM commands (sync, auth, push) live in cli_crm; each imports what it needs when run.
