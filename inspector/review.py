@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import text
@@ -298,9 +298,11 @@ def deal_history(store: Store, pb: Playbook, deal_id: int) -> DealHistory:
                    for c in conn.execute(text(
                        "SELECT changed_at, field, old, new, source FROM deal_change WHERE deal_id = :d "
                        "ORDER BY changed_at, id"), {"d": deal_id})]
-        events = [{"seq": e[0], "at": read_ts(e[1]), "actor": e[2], "kind": e[3], "payload": json.loads(e[4])}
+        events = [{"seq": e[0], "at": read_ts(e[1]), "actor": e[2], "kind": e[3], "payload": json.loads(e[4]),
+                   "entity": e[5], "entity_id": e[6]}
                   for e in conn.execute(text(
-                      "SELECT seq, at, actor, kind, payload FROM inspection_event WHERE deal_id = :d "
+                      "SELECT seq, at, actor, kind, payload, entity, entity_id FROM inspection_event "
+                      "WHERE deal_id = :d "
                       "ORDER BY seq"), {"d": deal_id})]
     weeks = list(reversed(list_findings(store, ReviewFilters(deal_id=deal_id))))
     h = DealHistory(d[0], d[1] or "", d[2] or "", d[3] or "", d[4] or "", d[5] or "", d[6] or "", d[7] or "",
@@ -340,7 +342,12 @@ def patterns(pb: Playbook, h: DealHistory) -> list[str]:
         if w.close_date_verdict != "not_credible":
             continue
         inspected_on = w.week_of
-        later = [c for c in pushes if c.at.date() >= inspected_on]
+        # pushed after the verdict was recorded (its event), not merely later in that week
+        judged = [e["at"] for e in h.events if e.get("entity") == "inspection"
+                  and e.get("entity_id") == w.inspection_id and isinstance(e["payload"], dict)
+                  and (e["payload"].get("close_date_verdict") or {}).get("new") == "not_credible"]
+        since = judged[0] if judged else datetime.combine(inspected_on, datetime.min.time(), tzinfo=timezone.utc)
+        later = [c for c in pushes if c.at >= since]
         if later:
             c = later[0]
             try:
