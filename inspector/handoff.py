@@ -252,7 +252,8 @@ class DeskItem:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    key: str  # "req:use_case", "fin:payment_terms", "desk:custom_terms", "acc:kickoff", "step:risk_review"
+    key: str  # "req:use_case", "fin:payment_terms", "desk:custom_terms", "acc:kickoff", "pkt:billing_caveats",
+    #           "step:risk_review"
     label: str
     note: str
     covered_by: ExceptionItem | None = None
@@ -272,7 +273,7 @@ class Review:
     steps: tuple[StepState, ...]
     desk: tuple[DeskItem, ...]
     close_gaps: tuple[Gap, ...]  # requirements, finance, deal desk: before closed-won
-    accept_gaps: tuple[Gap, ...]  # acceptance checklist and tier steps: before CS accepts
+    accept_gaps: tuple[Gap, ...]  # acceptance checklist, rest of the packet, tier steps: before CS accepts
 
     @property
     def deal(self) -> DealDetail:
@@ -620,6 +621,14 @@ def review(pb: Playbook, record: HandoffRecord, today: date) -> Review:
             close_gaps.append(Gap(key, label, f"{d.approver} approval {d.status}",
                                   covering_exception(key, label, excs), (key,)))
     accept_gaps = [gap("acc", i) for i in acc if not i.ok]
+    # the packet CS receives: what it asks beyond the checklists (business problem, timeline
+    # commitments, billing caveats, first customer action) is needed before CS accepts too
+    known_fields = {g.fields for g in close_gaps + accept_gaps if g.fields}
+    known_fields |= {i.fields for i in reqs + fin + acc if i.fields}
+    known_labels = {_norm(g.label) for g in close_gaps + accept_gaps}
+    for i in packet:
+        if not i.ok and i.fields not in known_fields and _norm(i.label) not in known_labels:
+            accept_gaps.append(gap("pkt", i))
     for s in steps:
         if not s.auto and not s.done:
             key = f"step:{s.key}"

@@ -308,7 +308,7 @@ class HandoffScreen(Screen[None]):
         covered = {g.key: g.covered_by for g in rv.accept_gaps if g.covered_by is not None}
         for s in rv.steps:
             mark, colour = ("✔", "$success") if s.done else ("✘", "$error")
-            who = " [dim](automatic)[/dim]" if s.auto else (" [dim]$by[/dim]" if s.done_by else "")
+            who = " [dim](automatic)[/dim]" if s.auto else (" [dim]by $by[/dim]" if s.done_by else "")
             exc = covered.get(f"step:{s.key}")
             if exc is not None and not s.done:
                 who += " · [$warning]⚑ exception due $due[/]"

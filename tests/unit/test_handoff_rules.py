@@ -225,6 +225,23 @@ def test_managed_steps_block_acceptance_until_done(pb):
     assert rv.can_accept and rv.verdict == "ready"
 
 
+def test_packet_items_beyond_the_checklists_block_acceptance_not_closing(pb):
+    won = {"row_kw": {"status": "won", "stage": "closed_won"}, "closed_on": date(2026, 12, 1),
+           "handoff": HandoffState(1, status="submitted", version=2)}
+    rv = review(pb, record({"first_customer_action": "", "billing_caveats": "TBD", "stakeholders": ""}, **won), TODAY)
+    assert item(rv.packet, "first_customer_action").state == "missing"
+    assert item(rv.packet, "billing_caveats").state == "doubtful"
+    pkt = [g for g in rv.accept_gaps if g.key.startswith("pkt:")]
+    # stakeholders is already a gap of the checklists: the packet does not add it twice
+    assert sorted(g.key for g in pkt) == ["pkt:billing_caveats", "pkt:first_customer_action"]
+    assert not any(g.key.startswith("pkt:") for g in rv.close_gaps)
+    assert not rv.can_accept
+    covered = review(pb, record({"first_customer_action": "", "billing_caveats": "TBD", "stakeholders": ""},
+                                exceptions=(exc("First customer action", i=1), exc("billing caveats", i=2),
+                                            exc("Key stakeholders", i=3)), **won), TODAY)
+    assert covered.accept_blockers == () and covered.can_accept
+
+
 # -- exceptions --------------------------------------------------------------------------------
 def test_exception_covers_the_gap_in_every_checklist(pb):
     rv = review(pb, record({"stakeholders": "", "renewal_date": None}), TODAY)
