@@ -193,3 +193,47 @@ async def test_commit_deal_through_closed_won_review_to_cs_acceptance(demo_servi
         # sales can hand it off again; CS can no longer accept the returned handoff
         assert screen.check_action("hand_off", ()) and not screen.check_action("accept", ())
     assert insp.chain().ok
+
+
+async def test_promise_captured_during_inspection_reaches_the_handoff(demo_services, playbook):
+    from textual.widgets import OptionList
+
+    from inspector.screens.inspect_screen import InspectScreen
+
+    svc = demo_services
+    ho = Handoffs(svc.store, playbook)
+    insp = Inspections(svc.store)
+    app = InspectorApp(svc)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("t")  # choose the team, then start this week's inspection
+        await settle(pilot)
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        target = next(i for i, label in enumerate(labels) if label.startswith("EMEA Enterprise"))
+        await pilot.press(*["down"] * target, "enter")
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, InspectScreen)
+        deal = screen.deal_id
+        before = len(ho.record(deal, TODAY).promises)
+
+        await pilot.press("p")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, FormModal)
+        await choose(pilot, 6)  # Commercial concessions
+        await pilot.press("tab")
+        await type_text(pilot, "Second year at 10% off")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, InspectScreen)
+        promises = ho.record(deal, TODAY).promises
+        assert len(promises) == before + 1
+        p = promises[-1]
+        assert (p.category, p.text, p.promised_on) == ("commercial", "Second year at 10% off", TODAY)
+        assert p.promised_by == ho.record(deal, TODAY).deal.row.owner
+        ev = insp.events(deal_id=deal)[-1]
+        assert (ev["kind"], ev["entity_id"], ev["actor"]) == ("promise.added", p.id, svc.actor)
