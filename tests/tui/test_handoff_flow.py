@@ -237,3 +237,21 @@ async def test_promise_captured_during_inspection_reaches_the_handoff(demo_servi
         assert p.promised_by == ho.record(deal, TODAY).deal.row.owner
         ev = insp.events(deal_id=deal)[-1]
         assert (ev["kind"], ev["entity_id"], ev["actor"]) == ("promise.added", p.id, svc.actor)
+
+
+async def test_export_the_packet_from_the_screen(demo_services, playbook, tmp_path, monkeypatch):
+    svc = demo_services
+    ho = Handoffs(svc.store, playbook)
+    cand = next(c for c in ho.candidates() if c.status == "won" and c.handoff_status == "accepted")
+    monkeypatch.chdir(tmp_path)
+    app = InspectorApp(svc)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        app.push_screen(HandoffScreen(svc, cand.id))
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+    body = (tmp_path / f"handoff-{cand.external_id}.md").read_text(encoding="utf-8")
+    assert body.startswith(f"# Handoff packet: {cand.name}\n")
+    assert "- Handoff status: **accepted** by " in body
+    assert not list(tmp_path.glob("*.tmp"))
