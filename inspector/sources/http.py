@@ -129,13 +129,15 @@ class RateLimiter:
     """Client-side pacing: never more than `rate` requests in any rolling second.
 
     A sliding window of send times (stricter than a token bucket, whose full burst plus
-    refill can put 2x the rate into one rolling second)."""
+    refill can put 2x the rate into one rolling second). The window is widened by `margin`
+    because the server counts arrivals, and the time between taking a slot and the request
+    reaching the server varies (a slot taken late can arrive early relative to the first)."""
 
-    def __init__(self, rate: float | None, window: float = 1.0,
+    def __init__(self, rate: float | None, window: float = 1.0, margin: float = 0.05,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.rate = rate
         self.n = max(1, int(rate)) if rate else 0
-        self.window = window if rate is None or rate >= 1 else window / rate
+        self.window = (window if rate is None or rate >= 1 else window / rate) + margin
         self.clock, self.sleep = clock, sleep
         self.sent: deque[float] = deque()
         self.lock = threading.Lock()
