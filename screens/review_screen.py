@@ -426,6 +426,12 @@ class ReviewScreen(Screen[None]):
 
         self.app.push_screen(ReviewFilterModal(self.services.playbook, self.filters, self.values), chosen)
 
+    def action_focus_sessions(self) -> None:
+        self.query_one("#sessions", DealGrid).focus()
+
+    def action_focus_findings(self) -> None:
+        self.query_one("#findings", DealGrid).focus()
+
     def action_overstated(self) -> None:
         self.set_filters(verdict=None if self.filters.verdict == "overstated" else "overstated")
 
