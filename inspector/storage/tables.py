@@ -27,6 +27,7 @@ class Deal(SQLModel, table=True):
         Index("ix_deal_status_team", "status", "team"),
         Index("ix_deal_owner", "owner"),
         Index("ix_deal_status_close", "status", "close_date"),
+        Index("ix_deal_team_window", "team", "status", "created_on", "closed_on"),  # migration 0005
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(default="local")
@@ -101,7 +102,8 @@ class Deal(SQLModel, table=True):
 class DealChange(SQLModel, table=True):
     __tablename__ = "deal_change"
     __table_args__ = (Index("ix_deal_change_deal_at", "deal_id", "changed_at"),
-                      Index("ix_deal_change_at", "changed_at"))
+                      Index("ix_deal_change_at", "changed_at"),
+                      Index("ix_deal_change_field_at", "field", "changed_at", "deal_id", "old", "new"))
     id: int | None = Field(default=None, primary_key=True)
     deal_id: int = Field(foreign_key="deal.id", ondelete="CASCADE")
     field: str  # stage | amount_minor | close_date | forecast_category | created
