@@ -25,7 +25,7 @@ from inspector.storage.repo import Store, read_date
 
 __all__ = ["Scope", "MetricResult", "DrillDeal", "DEFINITIONS", "METRIC_KEYS", "DASHBOARD_KEYS",
            "REPORT_KEYS", "SqlDates", "parse_period", "compute", "compute_all", "drill",
-           "filter_options"]
+           "drill_top", "filter_options"]
 
 
 # -- dialect helpers ---------------------------------------------------------------------------
@@ -973,6 +973,42 @@ def drill(store: Store, pb: Playbook, scope: Scope, key: str, bucket: str, *, ba
         out.append(DrillDeal(r[0], r[1], r[2] or "", r[3] or "", r[4] or "", r[5] or "", _int(r[6]),
                              r[7] or "USD", r[8] or ""))
     return out
+
+
+def drill_top(store: Store, pb: Playbook, scope: Scope, key: str, buckets: Iterable[str], *,
+              limit: int = 10) -> list[DrillDeal]:
+    """The deals behind several rows of one metric: each row's deals as `drill` orders them, rows
+    in the given order, at most `limit` in all. One metric run and one query (reports use it for
+    their top-offender lists), where calling `drill` per row would run the metric once per row."""
+    buckets = list(buckets)
+    if not buckets:
+        return []
+    with store.engine.connect() as conn:
+        ctx = _Ctx(store, pb, scope, conn)
+        _res, bases = _REGISTRY[key](ctx)
+        sql = bases.get("rows")
+        if not sql or not isinstance(sql, str):
+            return []
+        extra = dict(bases.get("_params") or {})  # type: ignore[arg-type]
+        extra.update({f"db{i}": b for i, b in enumerate(buckets)})
+        marks = ", ".join(f":db{i}" for i in range(len(buckets)))
+        pos = "CASE " + " ".join(f"WHEN x.bucket = :db{i} THEN {i}" for i in range(len(buckets))) + " END"
+        rows = ctx.rows(
+            "SELECT id, name, owner, team, stage, status, amount_minor, currency, detail, bpos FROM ("
+            "SELECT d.id, d.name, d.owner, d.team, d.stage, d.status, d.amount_minor, d.currency, x.detail, "
+            f"{pos} AS bpos, ROW_NUMBER() OVER (PARTITION BY x.bucket ORDER BY x.sort_value DESC, "
+            "d.amount_minor DESC, d.id) AS rn "
+            f"FROM ({sql}) x JOIN deal d ON d.id = x.deal_id WHERE x.bucket IN ({marks})) y "
+            f"WHERE rn <= {int(limit)} ORDER BY bpos, rn", extra)
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for r in rows:
+        if (r[9], r[0]) in seen:
+            continue
+        seen.add((r[9], r[0]))
+        out.append(DrillDeal(r[0], r[1], r[2] or "", r[3] or "", r[4] or "", r[5] or "", _int(r[6]),
+                             r[7] or "USD", r[8] or ""))
+    return out[:limit]
 
 
 def filter_options(store: Store) -> tuple[list[str], list[tuple[str, str]]]:

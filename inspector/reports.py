@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 from inspector.exports import md_cell, md_line, neutralise
 from inspector.metrics import (REPORT_KEYS, DrillDeal, MetricResult, Scope, compute_all,
-                               drill, pct_text)
+                               drill_top, pct_text)
 from inspector.money import format_compact
 from inspector.playbook import Playbook
 from inspector.storage.events import GENESIS, event_hash, read_ts, utc_z, verify_chain
@@ -69,11 +69,9 @@ def build_report(store: Store, pb: Playbook, scope: Scope, now: datetime, *,
     rep = Report(scope, now, metrics)
     for key, bucket, heading in OFFENDERS:
         row_keys = [bucket] if bucket else metrics[key].row_keys
-        deals: list[DrillDeal] = []
-        for b in row_keys:
-            deals += drill(store, pb, scope, key, b, limit=offenders)
+        deals: list[DrillDeal] = drill_top(store, pb, scope, key, row_keys, limit=offenders)
         if deals:
-            rep.offenders[heading] = deals[:offenders]
+            rep.offenders[heading] = deals
     with store.engine.connect() as conn:
         chain = verify_chain(conn)
     rep.chain_head, rep.event_count, rep.chain_ok = chain.head, chain.count, chain.ok

@@ -379,3 +379,21 @@ def test_agenda_constant_matches_the_seed():
     assert [t for t, _k in AGENDA][:8] == SEED_AGENDA
     covered = {k for _t, keys in AGENDA for k in keys}
     assert covered == set(REPORT_KEYS)
+
+
+def test_offenders_are_the_deals_drill_gives_row_by_row(services, playbook):
+    """`drill_top` (one query for all rows) lists what `drill` lists row by row, cut to the limit."""
+    from inspector.metrics import compute, drill, drill_top
+    from inspector.reports import OFFENDERS
+
+    build(services)
+    add_hostile(services)
+    for limit in (1, 2, 10):
+        for key, bucket, _heading in OFFENDERS:
+            buckets = [bucket] if bucket else compute(services.store, playbook, NOV, key).row_keys
+            expected = [d for b in buckets for d in drill(services.store, playbook, NOV, key, b, limit=limit)]
+            assert drill_top(services.store, playbook, NOV, key, buckets, limit=limit) == expected[:limit], \
+                (key, bucket, limit)
+    rep = build_report(services.store, playbook, NOV, NOV_NOW)
+    assert [d.deal_id for d in rep.offenders["Longest in stage"]][:2] == [8, 7]  # 90 and 40 days in stage
+    assert [d.deal_id for d in rep.offenders["Deals pushed twice"]] == [1]
