@@ -25,7 +25,7 @@ from inspector.storage.repo import Store, read_date
 
 __all__ = ["Scope", "MetricResult", "DrillDeal", "DEFINITIONS", "METRIC_KEYS", "DASHBOARD_KEYS",
            "REPORT_KEYS", "SqlDates", "parse_period", "compute", "compute_all", "drill",
-           "drill_top", "filter_options"]
+           "drill_top", "compute_with_top", "filter_options"]
 
 
 # -- dialect helpers ---------------------------------------------------------------------------
@@ -387,19 +387,37 @@ def _slippage(c: _Ctx) -> tuple[MetricResult, Base]:
               f"AND c.old IS NOT NULL AND c.new IS NOT NULL AND c.new > c.old{c.deal_scope()}")
     per_deal = (f"SELECT deal_id, COUNT(*) AS pushes, SUM(days) AS days FROM ({pushes}) p "
                 "GROUP BY deal_id")
-    tot = c.rows(f"SELECT COUNT(*), COALESCE(SUM(pushes), 0), COALESCE(SUM(days), 0), "
-                 f"COALESCE(SUM(CASE WHEN pushes > 1 THEN 1 ELSE 0 END), 0) FROM ({per_deal}) x")[0]
-    deals, n_push, n_days, multi = (_int(v) for v in tot)
+    wk = d.week(d.ts_day("changed_at"))
+    # one pass over the pushes, grouped by deal and week; the totals, the distribution and the
+    # weekly series are sums of these rows
+    per_deal_week = c.rows(f"SELECT deal_id, {wk} AS w, COUNT(*), SUM(days) FROM ({pushes}) p "
+                           f"GROUP BY deal_id, {wk}")
+    by_deal: dict[Any, list[int]] = {}
+    by_week: dict[str, list] = {}
+    for deal_id, w, n, days_ in per_deal_week:
+        acc = by_deal.setdefault(deal_id, [0, 0])
+        acc[0] += _int(n)
+        acc[1] += _int(days_)
+        wacc = by_week.setdefault(_iso(w), [w, 0, None])
+        wacc[1] += _int(n)
+        if days_ is not None:
+            wacc[2] = (wacc[2] or 0) + int(days_)
+    deals = len(by_deal)
+    n_push = sum(v[0] for v in by_deal.values())
+    n_days = sum(v[1] for v in by_deal.values())
+    multi = sum(1 for v in by_deal.values() if v[0] > 1)
+    dist: dict[str, tuple[int, int]] = {}
+    for pushes_, days_ in by_deal.values():
+        b = "3+" if pushes_ >= 3 else str(pushes_)
+        n0, d0 = dist.get(b, (0, 0))
+        dist[b] = (n0 + 1, d0 + days_)
     bucket = "CASE WHEN pushes >= 3 THEN '3+' ELSE CAST(pushes AS TEXT) END"
-    dist = dict((r[0], r[1:]) for r in c.rows(
-        f"SELECT {bucket} AS b, COUNT(*), SUM(days) FROM ({per_deal}) x GROUP BY {bucket}"))
     rows, keys = [], []
     for b, label in (("1", "Pushed once"), ("2", "Pushed twice"), ("3+", "Pushed 3+ times")):
         n, days_ = dist.get(b, (0, 0))
         rows.append((label, _int(n), _int(days_)))
         keys.append(b)
-    wk = d.week(d.ts_day("changed_at"))
-    weekly = c.rows(f"SELECT {wk} AS w, COUNT(*), SUM(days) FROM ({pushes}) p GROUP BY {wk} ORDER BY 1")
+    weekly = [tuple(v) for _k, v in sorted(by_week.items())]
     series = {"pushes": [(_iso(w), float(n)) for w, n, _s in weekly],
               "days pushed": [(_iso(w), float(s or 0)) for w, _n, s in weekly]}
     avg = f"{n_days / n_push:.0f}" if n_push else "0"
@@ -699,20 +717,25 @@ def _deal_desk(c: _Ctx) -> tuple[MetricResult, Base]:
     if not parts:
         return _result("deal_desk", "No deal-desk triggers in the playbook", ("Trigger",)), {}
     base = " UNION ALL ".join(parts)
-    agg = {r[0]: r[1:] for r in c.rows(
-        "SELECT bucket, COUNT(*), SUM(CASE WHEN approval = 'approved' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN approval IN ('pending', 'rejected') THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN approval = 'none' THEN 1 ELSE 0 END) "
-        f"FROM ({base}) x GROUP BY bucket", params)}
+    # one pass over the hits (deal, trigger, approval); counted here rather than in two queries
+    agg: dict[str, list[int]] = {}
+    open_deals: set = set()
+    for deal_id, b, approval in c.rows(f"SELECT deal_id, bucket, approval FROM ({base}) x", params):
+        a = agg.setdefault(b, [0, 0, 0, 0])
+        a[0] += 1
+        a[1] += approval == "approved"
+        a[2] += approval in ("pending", "rejected")
+        a[3] += approval == "none"
+        if approval != "approved":
+            open_deals.add(deal_id)
     rows, keys = [], []
     hits = none = 0
     for t in c.pb.deal_desk_triggers:
-        n, ok, pend, no = (_int(v) for v in agg.get(t.key, (0, 0, 0, 0)))
+        n, ok, pend, no = agg.get(t.key, (0, 0, 0, 0))
         rows.append((t.label, n, ok, pend, no, t.approver))
         keys.append(t.key)
         hits, none = hits + n, none + no
-    deals = _int(c.rows(f"SELECT COUNT(DISTINCT deal_id) FROM ({base}) x WHERE approval <> 'approved'",
-                        params)[0][0])
+    deals = len(open_deals)
     res = _result("deal_desk", f"{hits} trigger hits; {none} with no approval requested "
                   f"({deals} deals with an exception open)",
                   ("Trigger", "Deals", "Approved", "Pending/rejected", "No approval", "Approver"),
@@ -978,28 +1001,52 @@ def drill(store: Store, pb: Playbook, scope: Scope, key: str, bucket: str, *, ba
 def drill_top(store: Store, pb: Playbook, scope: Scope, key: str, buckets: Iterable[str], *,
               limit: int = 10) -> list[DrillDeal]:
     """The deals behind several rows of one metric: each row's deals as `drill` orders them, rows
-    in the given order, at most `limit` in all. One metric run and one query (reports use it for
-    their top-offender lists), where calling `drill` per row would run the metric once per row."""
-    buckets = list(buckets)
-    if not buckets:
-        return []
+    in the given order, at most `limit` in all. One metric run and one query, where calling
+    `drill` per row would run the metric once per row."""
     with store.engine.connect() as conn:
         ctx = _Ctx(store, pb, scope, conn)
         _res, bases = _REGISTRY[key](ctx)
-        sql = bases.get("rows")
-        if not sql or not isinstance(sql, str):
-            return []
-        extra = dict(bases.get("_params") or {})  # type: ignore[arg-type]
-        extra.update({f"db{i}": b for i, b in enumerate(buckets)})
-        marks = ", ".join(f":db{i}" for i in range(len(buckets)))
-        pos = "CASE " + " ".join(f"WHEN x.bucket = :db{i} THEN {i}" for i in range(len(buckets))) + " END"
-        rows = ctx.rows(
-            "SELECT id, name, owner, team, stage, status, amount_minor, currency, detail, bpos FROM ("
-            "SELECT d.id, d.name, d.owner, d.team, d.stage, d.status, d.amount_minor, d.currency, x.detail, "
-            f"{pos} AS bpos, ROW_NUMBER() OVER (PARTITION BY x.bucket ORDER BY x.sort_value DESC, "
-            "d.amount_minor DESC, d.id) AS rn "
-            f"FROM ({sql}) x JOIN deal d ON d.id = x.deal_id WHERE x.bucket IN ({marks})) y "
-            f"WHERE rn <= {int(limit)} ORDER BY bpos, rn", extra)
+        return _top(ctx, bases, list(buckets), limit)
+
+
+def compute_with_top(store: Store, pb: Playbook, scope: Scope, keys: Iterable[str],
+                     tops: Iterable[tuple[str, str | None]], *, limit: int = 10
+                     ) -> tuple[dict[str, MetricResult], list[list[DrillDeal]]]:
+    """`compute_all` plus top-deal lists in the same read transaction, each metric run once.
+
+    `tops` holds (metric, row key), or (metric, None) for all of that metric's rows in order;
+    each list is what `drill_top` gives for it."""
+    out: dict[str, MetricResult] = {}
+    bases: dict[str, Base] = {}
+    lists: list[list[DrillDeal]] = []
+    with store.engine.connect() as conn:
+        with conn.begin():
+            for k in keys:
+                out[k], bases[k] = _run(store, pb, scope, k, conn)
+            for k, bucket in tops:
+                if k not in bases:
+                    res, bases[k] = _run(store, pb, scope, k, conn)
+                    out.setdefault(k, res)
+                buckets = [bucket] if bucket else out[k].row_keys
+                lists.append(_top(_Ctx(store, pb, scope, conn), bases[k], buckets, limit))
+    return out, lists
+
+
+def _top(ctx: _Ctx, bases: Base, buckets: list[str], limit: int) -> list[DrillDeal]:
+    sql = bases.get("rows")
+    if not buckets or not sql or not isinstance(sql, str):
+        return []
+    extra = dict(bases.get("_params") or {})  # type: ignore[arg-type]
+    extra.update({f"db{i}": b for i, b in enumerate(buckets)})
+    marks = ", ".join(f":db{i}" for i in range(len(buckets)))
+    pos = "CASE " + " ".join(f"WHEN x.bucket = :db{i} THEN {i}" for i in range(len(buckets))) + " END"
+    rows = ctx.rows(
+        "SELECT id, name, owner, team, stage, status, amount_minor, currency, detail, bpos FROM ("
+        "SELECT d.id, d.name, d.owner, d.team, d.stage, d.status, d.amount_minor, d.currency, x.detail, "
+        f"{pos} AS bpos, ROW_NUMBER() OVER (PARTITION BY x.bucket ORDER BY x.sort_value DESC, "
+        "d.amount_minor DESC, d.id) AS rn "
+        f"FROM ({sql}) x JOIN deal d ON d.id = x.deal_id WHERE x.bucket IN ({marks})) y "
+        f"WHERE rn <= {int(limit)} ORDER BY bpos, rn", extra)
     seen: set[tuple[int, int]] = set()
     out = []
     for r in rows:

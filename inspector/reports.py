@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import text
 
 from inspector.exports import md_cell, md_line, neutralise
-from inspector.metrics import (REPORT_KEYS, DrillDeal, MetricResult, Scope, compute_all,
-                               drill_top, pct_text)
+from inspector.metrics import (REPORT_KEYS, DrillDeal, MetricResult, Scope, compute_with_top,
+                               pct_text)
 from inspector.money import format_compact
 from inspector.playbook import Playbook
 from inspector.storage.events import GENESIS, event_hash, read_ts, utc_z, verify_chain
@@ -65,11 +65,10 @@ class Report:
 
 def build_report(store: Store, pb: Playbook, scope: Scope, now: datetime, *,
                  offenders: int = 10) -> Report:
-    metrics = compute_all(store, pb, scope, REPORT_KEYS)
+    metrics, lists = compute_with_top(store, pb, scope, REPORT_KEYS, [(k, b) for k, b, _h in OFFENDERS],
+                                      limit=offenders)
     rep = Report(scope, now, metrics)
-    for key, bucket, heading in OFFENDERS:
-        row_keys = [bucket] if bucket else metrics[key].row_keys
-        deals: list[DrillDeal] = drill_top(store, pb, scope, key, row_keys, limit=offenders)
+    for (_key, _bucket, heading), deals in zip(OFFENDERS, lists):
         if deals:
             rep.offenders[heading] = deals
     with store.engine.connect() as conn:
