@@ -231,6 +231,7 @@ def main() -> None:
     asyncio.run(bench_interaction(db))
     bench_headless()
     asyncio.run(bench_inspect_open(tmp))
+    __import__("bench_governance").run_from_run_all(tmp, args.deals)  # issue 5: dashboard, report, review
     print("\n| measure | value | target | note |\n|---|---|---|---|")
     for name, value, target, note in ROWS:
         print(f"| {name.strip()} | {value} | {target} | {note} |")
