@@ -546,6 +546,9 @@ def close_lost(ctx: click.Context, deal_ref: str, reason: str | None, detail: st
 from inspector.cli_crm import register as _register_crm  # noqa: E402
 
 _register_crm(main)
+from inspector.cli_import import register as _register_import  # noqa: E402
+
+_register_import(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -238,8 +238,9 @@ class ParseResult:
         return not self.problem_count and not self.questions
 
     def report(self, limit: int = 20) -> list[str]:
-        """The first `limit` problems as one-line strings, then how many more."""
-        lines = [str(p) for p in self.problems[:limit]]
+        """The first `limit` problems in file order as one-line strings, then how many more."""
+        ordered = sorted(self.problems, key=lambda p: (p.line is not None, p.line or 0))
+        lines = [str(p) for p in ordered[:limit]]
         if self.problem_count > limit:
             lines.append(f"… and {self.problem_count - limit} more problems")
         return lines
@@ -481,6 +482,8 @@ def _minor(number: str, currency: str) -> int:
 class _MoneyFormat:
     decimal: str | None  # "." or "," (None: no separators seen)
     described: str
+    #: the one currency the column's symbols name ('12,5' beside '1.200,50 €' is EUR too)
+    currency: str | None = None
 
 
 def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs: _Problems,
@@ -521,13 +524,15 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
                                      f"({_q(v2)} on line {l2})")
         return None, None
     sym = f", {'/'.join(sorted(symbols))}" if symbols else ""
+    codes = {_SYMBOL_CURRENCY.get(s, s) for s in symbols}
+    one = next(iter(codes)) if len(codes) == 1 else None
     if evidence:
         dec = next(iter(evidence))
-        return _MoneyFormat(dec, f"amount ({'comma' if dec == ',' else 'point'} decimal{sym})"), None
+        return _MoneyFormat(dec, f"amount ({'comma' if dec == ',' else 'point'} decimal{sym})", one), None
     if ambiguous:
         if answer in ("comma", "point"):
             dec = "," if answer == "comma" else "."
-            return _MoneyFormat(dec, f"amount ({answer} decimal as answered{sym})"), None
+            return _MoneyFormat(dec, f"amount ({answer} decimal as answered{sym})", one), None
         return None, Question(
             "decimal", name,
             f"amounts like {', '.join(ambiguous)} could use a comma or a point as the decimal separator",
@@ -535,7 +540,7 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
             (("point", "Point is the decimal separator (1,200 = one thousand two hundred)"),
              ("comma", "Comma is the decimal separator (1,200 = one point two)")),
             "--decimal")
-    return _MoneyFormat(None, f"amount{sym}" if sym else "amount (plain numbers)"), None
+    return _MoneyFormat(None, f"amount{sym}" if sym else "amount (plain numbers)", one), None
 
 
 def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: _MoneyFormat,
@@ -544,7 +549,8 @@ def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: 
     """Amounts in minor units and each row's currency (column, else symbol, else USD)."""
     n = len(values)
     cur_col = list(currencies) if currencies is not None else [""] * n
-    out_cur = [(c.strip().upper() or "USD") for c in cur_col]
+    default = (fmt.currency if currencies is None else None) or "USD"
+    out_cur = [(c.strip().upper() or default) for c in cur_col]
     if all(not v or _PLAIN_MONEY.fullmatch(v) for v in values):  # fast path: 1200 / -1200.5
         out = []
         for i, v in enumerate(values):
@@ -555,9 +561,9 @@ def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: 
     thousands = {".": ",", ",": "."}.get(dec or "", "")
     out = [0] * n
     for i, raw in enumerate(values):
-        if not raw:
-            continue
         v = raw.strip()
+        if not v:
+            continue
         m = _MONEY.fullmatch(v)
         if m is None or (m["lp"] is None) != (m["rp"] is None) or (m["s1"] and m["s2"]) or \
                 (m["pre"] and m["post"]):
@@ -652,6 +658,14 @@ def _to_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def _example_date(example: str, month: int, day: int, pattern: str) -> str:
+    """' (03/04/2026 = 3 April)' for a question's option, or '' when that reading is no date."""
+    try:
+        return f" ({example} = {date(2000, month, day).strftime(pattern)})"
+    except ValueError:
+        return ""
+
+
 def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs: _Problems,
                    answer: str | None, want_datetime: bool) -> tuple[list[Any], str, Question | None]:
     """A date column: decide its format once, then convert. Returns (values, description, question)."""
@@ -735,11 +749,9 @@ def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs
                 "date_order", name,
                 f"dates like {', '.join(examples)} could be day/month or month/day",
                 examples,
-                (("dmy", f"Day/Month/Year ({examples[0]} = {date(2000, b, a).strftime('%-d %B') if a <= 12 else ''})"
-                  .replace(" ()", "")),
-                 ("mdy", f"Month/Day/Year ({examples[0]} = {date(2000, a, b).strftime('%B %-d') if b <= 31 else ''})"
-                  .replace(" ()", ""))),
-                "--date-order")
+                (("dmy", "Day/Month/Year" + _example_date(examples[0], b, a, "%-d %B")),
+                 ("mdy", "Month/Day/Year" + _example_date(examples[0], a, b, "%B %-d"))),
+                "--dates")
             return out, "date (day/month order unknown)", question
     for i in filled:
         v = stripped[i]
@@ -896,7 +908,15 @@ def parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str |
             probs.add(cf.header_line, h, f"duplicate column name (columns {seen[key] + 1} and {i + 1})")
         else:
             seen[key] = i
-    for fld in cf.missing():
+    missing = cf.missing()
+    if missing and cf.profile == "generic" and not mapping and \
+            all(f in ("extra", "ignore") for f in cf.mapping.values()):
+        probs.add(cf.header_line, None,
+                  "no header row recognised: none of the names on the first line ("
+                  + ", ".join(_q(h, 20) for h in header[:6]) + (", …" if len(header) > 6 else "")
+                  + ") is a column Inspector knows; add a header row or map the columns with --map COLUMN=FIELD")
+        missing = []
+    for fld in missing:
         probs.add(cf.header_line, None,
                   f"no column for the {field_label(fld).lower()} ({fld}); map one with --map COLUMN={fld}"
                   + (" (not a Salesforce, HubSpot or Maven export)" if cf.profile == "generic" else ""))
@@ -1143,7 +1163,8 @@ def summary_lines(result, *, dry_run: bool = False) -> list[str]:
              f"{result.unchanged} unchanged"]
     if result.changed_fields:
         names = {"amount_minor": "amount", "forecast_category": "category", "close_date": "close date"}
-        lines.append("changes: " + ", ".join(f"{names.get(k, k)} {v}" for k, v in sorted(result.changed_fields.items())))
+        shown = sorted((names.get(k, k), v) for k, v in result.changed_fields.items())
+        lines.append("changes: " + ", ".join(f"{name} {v}" for name, v in shown))
     if not dry_run:
         lines.append(f"history rows: {result.changes}, activities: {result.activities}")
     return lines
