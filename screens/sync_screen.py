@@ -230,7 +230,9 @@ class SyncScreen(Screen[None]):
         self.build_preview()
 
     @work(thread=True, exclusive=True, group="push", exit_on_error=False)
-    def build_preview(self) -> None:
+    def build_preview(self, after: str = "") -> None:
+        """Queue the latest decisions and list the outbox; `after` (the last push's summary)
+        stays in front of the new note so the refresh does not hide what was just sent."""
         from inspector import writeback
 
         svc = self.services
@@ -239,11 +241,11 @@ class SyncScreen(Screen[None]):
             built = writeback.build_outbox(svc.store, svc.playbook, now=svc.clock.now(), deal_id=deal)
             lines = writeback.preview(svc.store, deal_id=deal)
         except Exception as exc:  # noqa: BLE001
-            self.post_message(self.PushPreviewed([], error=_one_line(exc)))
+            self.post_message(self.PushPreviewed([], error=(after + " · " if after else "") + _one_line(exc)))
             return
         note = (f"{built.queued} new change(s) queued; {built.already_in_crm} already in the CRM"
                 + (f"; {built.superseded} superseded" if built.superseded else ""))
-        self.post_message(self.PushPreviewed(lines, note))
+        self.post_message(self.PushPreviewed(lines, (after + " · " if after else "") + note))
 
     @on(PushPreviewed)
     def _on_preview(self, message: PushPreviewed) -> None:
@@ -298,8 +300,9 @@ class SyncScreen(Screen[None]):
         if message.error:
             text = (text + "; " if text else "") + f"push stopped: {message.error}"
             self.notify(one_line(message.error), title="Push failed", severity="error", markup=False)
-        self.query_one("#push-message", Static).update(untrusted_line(text or "nothing sent"))
-        self.build_preview()
+        text = text or "nothing sent"
+        self.query_one("#push-message", Static).update(untrusted_line(text))
+        self.build_preview(after=text)
 
 
 def _one_line(exc: BaseException) -> str:
