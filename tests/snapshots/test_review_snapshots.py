@@ -1,0 +1,87 @@
+"""Looks of the RevOps screens: the Review log, one deal's history, the Dashboard and a drill-down.
+
+The demo with 8 past weeks of finished inspections, fixed clock (2026-12-03 via the `clock`
+fixture), 120x40, workers settled. Update with `--snapshot-update` and read the SVGs.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+from textual.worker import WorkerCancelled
+
+from inspector import demo
+from inspector.screens.app import InspectorApp
+from inspector.screens.dashboard_screen import DashboardScreen
+from inspector.screens.review_screen import ReviewScreen
+
+SIZE = (120, 40)
+TODAY = date(2026, 12, 3)
+
+
+@pytest.fixture
+def review_services(sqlite_services, playbook):
+    demo.seed(sqlite_services.store, playbook, TODAY, 300, seed=7, history_weeks=8)
+    return sqlite_services
+
+
+async def settle(pilot) -> None:
+    for _ in range(4):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:
+            pass
+        await pilot.pause()
+
+
+def overstated_deal(store) -> int:
+    """A deal judged overstated more than once (its history has patterns to show)."""
+    with store.engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT deal_id FROM inspection WHERE stage_verdict = 'overstated' GROUP BY deal_id "
+            "ORDER BY COUNT(*) DESC, deal_id LIMIT 1")).scalar_one()
+
+
+def test_review_log(review_services, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.app.push_screen(ReviewScreen(review_services))
+        await settle(pilot)
+
+    assert snap_compare(InspectorApp(review_services), terminal_size=SIZE, run_before=run_before)
+
+
+def test_review_deal_history(review_services, snap_compare):
+    deal_id = overstated_deal(review_services.store)
+    with review_services.store.engine.begin() as conn:  # outside text is shown literally
+        conn.execute(text("UPDATE deal SET name = :n WHERE id = :d"), {"n": "[@click=app.quit]x[/] Deal [/foo",
+                                                                         "d": deal_id})
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.app.push_screen(ReviewScreen(review_services, deal_id=deal_id))
+        await settle(pilot)
+
+    assert snap_compare(InspectorApp(review_services), terminal_size=SIZE, run_before=run_before)
+
+
+def test_dashboard(review_services, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.app.push_screen(DashboardScreen(review_services))
+        await settle(pilot)
+
+    assert snap_compare(InspectorApp(review_services), terminal_size=SIZE, run_before=run_before)
+
+
+def test_dashboard_drill_down(review_services, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.app.push_screen(DashboardScreen(review_services))
+        await settle(pilot)
+        pilot.app.screen.query_one("#chart-stage_aging").focus()
+        await pilot.press("down", "enter")  # Discovery
+        await settle(pilot)
+
+    assert snap_compare(InspectorApp(review_services), terminal_size=SIZE, run_before=run_before)
