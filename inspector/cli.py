@@ -381,12 +381,19 @@ def report(ctx: click.Context, period: str, team: str | None, manager: str | Non
               help="Only inspections with this kind of exception.")
 @click.option("--sessions", "sessions_only", is_flag=True, help="List sessions, not inspections.")
 @click.option("--deal", "deal_id", type=int, help="One deal's verdict history across weeks.")
+@click.option("--exceptions", "handoff_exceptions", is_flag=True,
+              help="Open handoff exceptions across deals (missing item, owner, due date, risk), earliest due "
+                   "first; --team/--manager narrow them.")
+@click.option("--feedback", "feedback", is_flag=True,
+              help="Post-sale feedback by category, repeated categories first; --team/--manager/--weeks "
+                   "narrow it.")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
 @click.pass_context
 def review(ctx: click.Context, manager, team, rep, weeks, verdict, risk_type, exception, sessions_only,
-           deal_id, limit) -> None:
+           deal_id, handoff_exceptions, feedback, limit) -> None:
     """RevOps review of saved inspections (what the Review screen shows), as text."""
     from datetime import date as _date
+    from datetime import timedelta
 
     from inspector import review as rv
     from inspector.text import one_line
@@ -402,6 +409,36 @@ def review(ctx: click.Context, manager, team, rep, weeks, verdict, risk_type, ex
             raise UserError(f"--weeks {weeks!r}: expected FROM..TO as YYYY-MM-DD..YYYY-MM-DD")
     pb = services.playbook
     out: list[str] = []
+    if handoff_exceptions or feedback:
+        today = services.clock.today()
+        if handoff_exceptions:
+            rows = rv.handoff_exceptions(services.store, today, team=team, manager=manager)
+            out.append(f"Open handoff exceptions: {len(rows)}, {sum(x.overdue for x in rows)} overdue "
+                       f"(as of {today.isoformat()})")
+            for x in rows[:limit]:
+                late = f"OVERDUE {x.overdue_days}d" if x.overdue else ""
+                out.append(f"{x.due_date.isoformat() if x.due_date else 'no date':<10}  {late:<12} "
+                           f"#{x.deal_id:<6} {one_line(x.deal)[:40]:<40} {one_line(x.missing_item)[:32]:<32} "
+                           f"{one_line(x.owner or 'no owner')[:20]:<20} {x.age_days:>4}d open  "
+                           f"risk: {one_line(x.risk) or '-'}")
+            if len(rows) > limit:
+                out.append(f"... and {len(rows) - limit} more (--limit)")
+        if feedback:
+            until = wt + timedelta(days=7) if wt else None
+            patterns = rv.feedback_pattern_rows(services.store, pb, since=wf, until=until, team=team,
+                                                manager=manager)
+            if out:
+                out.append("")
+            out.append(f"Post-sale feedback: {sum(p.items for p in patterns)} items in {len(patterns)} "
+                       f"categories, {sum(p.repeated for p in patterns)} repeated")
+            for p in patterns[:limit]:
+                deals = ", ".join(f"#{d.deal_id} {one_line(d.deal)[:30]}" + (f" ({d.items})" if d.items > 1 else "")
+                                  for d in p.deals[:5]) + (f", +{len(p.deals) - 5} more" if len(p.deals) > 5 else "")
+                count = (f"{p.items} item{'s' if p.items != 1 else ''}, "
+                         f"{len(p.deals)} deal{'s' if len(p.deals) != 1 else ''}")
+                out.append(f"{'REPEATED' if p.repeated else '':<8}  {count:<20} {one_line(p.label)[:44]:<44}  {deals}")
+        click.echo("\n".join(out))
+        return
     if deal_id is not None:
         try:
             h = rv.deal_history(services.store, pb, deal_id)

@@ -372,3 +372,118 @@ def patterns(pb: Playbook, h: DealHistory) -> list[str]:
 def week_range(weeks_back: int, today: date) -> tuple[date, date]:
     monday = today - timedelta(days=today.weekday())
     return monday - timedelta(weeks=weeks_back), monday
+
+
+# -- RevOps across deals: open handoff exceptions and post-sale feedback patterns (issue 6) --------
+@dataclass(frozen=True)
+class HandoffExceptionRow:
+    """One open handoff exception as RevOps reviews it: the gap, who closes it, by when."""
+
+    exception_id: int
+    deal_id: int
+    deal: str
+    external_id: str
+    account: str
+    team: str
+    rep: str
+    deal_status: str
+    missing_item: str
+    owner: str
+    due_date: date | None
+    risk: str
+    created_at: datetime | None
+    age_days: int  # days open (since it was logged)
+    overdue_days: int  # days past the due date; 0 when not overdue or no due date
+
+    @property
+    def overdue(self) -> bool:
+        return self.overdue_days > 0
+
+
+def handoff_exceptions(store: Store, today: date, *, team: str | None = None,
+                       manager: str | None = None) -> list[HandoffExceptionRow]:
+    """Every open handoff exception (of the team's / manager's deals), earliest due first."""
+    from inspector.storage.handoffs import open_exceptions
+
+    deal_ids = None
+    if team or manager:
+        where, p = ["e.status = 'open'"], {}
+        if team:
+            where.append("d.team = :team")
+            p["team"] = team
+        if manager:
+            where.append("d.manager = :manager")
+            p["manager"] = manager
+        with store.engine.connect() as conn:
+            deal_ids = [r[0] for r in conn.execute(text(
+                "SELECT DISTINCT e.deal_id FROM handoff_exception e JOIN deal d ON d.id = e.deal_id "
+                f"WHERE {' AND '.join(where)}"), p)]
+    out = []
+    for ox in open_exceptions(store, deal_ids):
+        e = ox.exception
+        created = e.created_at.date() if e.created_at else today
+        overdue = (today - e.due_date).days if e.due_date is not None and e.due_date < today else 0
+        out.append(HandoffExceptionRow(e.id, e.deal_id, ox.deal_name or "", ox.external_id or "", ox.account or "",
+                                       ox.team or "", ox.rep or "", ox.deal_status or "", e.missing_item,
+                                       e.owner, e.due_date, e.risk, e.created_at, max(0, (today - created).days),
+                                       overdue))
+    return out
+
+
+@dataclass(frozen=True)
+class FeedbackDeal:
+    deal_id: int
+    deal: str
+    items: int
+    last_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FeedbackPattern:
+    """Post-sale feedback of one playbook category: how often, on which deals (most first)."""
+
+    category: str
+    label: str
+    items: int
+    deals: tuple[FeedbackDeal, ...]
+
+    @property
+    def repeated(self) -> bool:
+        """Recorded more than once: a pattern to take back to the sales process."""
+        return self.items > 1
+
+
+def feedback_pattern_rows(store: Store, pb: Playbook, *, since: datetime | date | None = None,
+                          until: datetime | date | None = None, team: str | None = None,
+                          manager: str | None = None) -> list[FeedbackPattern]:
+    """Post-sale feedback by category, recorded in [since, until): repeated categories first
+    (more items, then more deals), each with its deals (most items first)."""
+    def moment(v: datetime | date) -> datetime:
+        m = v if isinstance(v, datetime) else datetime.combine(v, datetime.min.time())
+        return m if m.tzinfo is not None else m.replace(tzinfo=timezone.utc)
+
+    where, raw = [], {}
+    if since is not None:
+        where.append("f.recorded_at >= :since")
+        raw["since"] = moment(since)
+    if until is not None:
+        where.append("f.recorded_at < :until")
+        raw["until"] = moment(until)
+    if team:
+        where.append("d.team = :team")
+        raw["team"] = team
+    if manager:
+        where.append("d.manager = :manager")
+        raw["manager"] = manager
+    sql = ("SELECT f.category, f.deal_id, d.name, COUNT(*), MAX(f.recorded_at) FROM feedback_item f "
+           "JOIN deal d ON d.id = f.deal_id" + (f" WHERE {' AND '.join(where)}" if where else "")
+           + " GROUP BY f.category, f.deal_id, d.name")
+    by_cat: dict[str, list[FeedbackDeal]] = defaultdict(list)
+    with store.engine.connect() as conn:
+        for cat, deal_id, name, n, last in conn.execute(text(sql), store.params(conn, raw)):
+            by_cat[cat].append(FeedbackDeal(deal_id, name or "", int(n), read_ts(last)))
+    labels = {c.key: c.label for c in pb.feedback_categories}
+    out = [FeedbackPattern(cat, labels.get(cat, cat), sum(d.items for d in ds),
+                           tuple(sorted(ds, key=lambda d: (-d.items, d.deal_id))))
+           for cat, ds in by_cat.items()]
+    return sorted(out, key=lambda p: (not p.repeated, -p.items, -len(p.deals), p.label))

@@ -333,3 +333,105 @@ def test_cli_review_with_nothing_matching_and_bad_input(db):
     missing = run("--db", db, "review", "--deal", "404")
     assert (missing.exit_code, missing.stderr) == (2, "inspector: no deal 404\n")
     assert run("--db", db, "review", "--verdict", "bogus").exit_code == 2
+
+
+# -- RevOps across deals: open handoff exceptions and post-sale feedback patterns (issue 6) -------------
+OVERDUE_DUE = date(2020, 1, 15)  # overdue whatever the machine's clock says (the CLI reads it)
+LATER_DUE = date(2099, 1, 15)
+HOSTILE_ITEM = "PO\nnumber \x1b[31m[b]x[/b]"
+
+
+def add_handoff_items(svc) -> None:
+    store = svc.store
+    store.bulk_insert("handoff_exception", [
+        {"deal_id": 2, "missing_item": HOSTILE_ITEM, "owner": "Rep B", "due_date": OVERDUE_DUE,
+         "risk": "Invoice late", "status": "open", "created_at": ts(W1)},
+        {"deal_id": 3, "missing_item": "Billing contact", "owner": "Rep A", "due_date": LATER_DUE,
+         "risk": "Kickoff slips", "status": "open", "created_at": ts(W2)},
+        {"deal_id": 3, "missing_item": "Closed already", "owner": "Rep A", "due_date": OVERDUE_DUE,
+         "risk": "-", "status": "closed", "created_at": ts(W1), "closed_at": ts(W2)}])
+    store.bulk_insert("feedback_item", [
+        {"deal_id": 4, "category": "timeline_oversold", "text": "a", "recorded_by": "CS",
+         "recorded_at": ts(date(2026, 11, 10))},
+        {"deal_id": 4, "category": "timeline_oversold", "text": "b", "recorded_by": "CS",
+         "recorded_at": ts(date(2026, 11, 20))},
+        {"deal_id": 5, "category": "timeline_oversold", "text": "c", "recorded_by": "CS",
+         "recorded_at": ts(date(2026, 11, 21))},
+        {"deal_id": 5, "category": "stakeholder_map_wrong", "text": "d", "recorded_by": "CS",
+         "recorded_at": ts(date(2026, 11, 22))}])
+
+
+@pytest.fixture
+def revops(svc):
+    add_handoff_items(svc)
+    return svc
+
+
+def test_open_handoff_exceptions_earliest_due_first_with_age_and_overdue(revops):
+    today = date(2026, 11, 25)
+    rows = rv.handoff_exceptions(revops.store, today)
+    assert [(x.deal_id, x.missing_item) for x in rows] == [(2, HOSTILE_ITEM), (3, "Billing contact"),
+                                                          (5, "use case")]  # no due date last; closed left out
+    first, second, no_date = rows
+    assert (first.deal, first.owner, first.risk, first.due_date) == ("Exception Inc", "Rep B", "Invoice late",
+                                                                     OVERDUE_DUE)
+    assert first.overdue and first.overdue_days == (today - OVERDUE_DUE).days
+    assert first.age_days == (today - W1).days == 23
+    assert not second.overdue and second.overdue_days == 0 and second.age_days == 16
+    assert (no_date.due_date, no_date.owner, no_date.overdue) == (None, "", False)
+    assert [x.deal_id for x in rv.handoff_exceptions(revops.store, today, team="Team B")] == [5]
+    assert [x.deal_id for x in rv.handoff_exceptions(revops.store, today, manager="Mgr A")] == [2, 3]
+    assert rv.handoff_exceptions(revops.store, today, team="Team B", manager="Mgr A") == []
+
+
+def test_feedback_patterns_repeated_categories_first_with_their_deals(revops, playbook):
+    pats = rv.feedback_pattern_rows(revops.store, playbook)
+    assert [(p.category, p.label, p.items, p.repeated) for p in pats] == [
+        ("timeline_oversold", "Timeline was oversold", 3, True),
+        ("stakeholder_map_wrong", "Stakeholder map was wrong", 1, False)]
+    assert [(d.deal_id, d.deal, d.items) for d in pats[0].deals] == [(4, "Risky GmbH", 2), (5, "Handoff SA", 1)]
+    assert pats[0].deals[0].last_at == ts(date(2026, 11, 20))
+    # a period: [since, until)
+    window = rv.feedback_pattern_rows(revops.store, playbook, since=date(2026, 11, 20), until=date(2026, 11, 22))
+    assert [(p.category, p.items, [d.deal_id for d in p.deals]) for p in window] == [
+        ("timeline_oversold", 2, [4, 5])]
+    assert [p.category for p in rv.feedback_pattern_rows(revops.store, playbook, team="Team B",
+                                                         since=date(2026, 11, 21))] == [
+        "stakeholder_map_wrong", "timeline_oversold"]  # neither repeated: by label
+    assert rv.feedback_pattern_rows(revops.store, playbook, manager="Mgr A") == []
+
+
+@pytest.fixture
+def revops_db(revops, db_url):
+    revops.store.engine.dispose()
+    return db_url
+
+
+def test_cli_review_exceptions_and_feedback(revops_db):
+    result = run("--db", revops_db, "review", "--exceptions")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Open handoff exceptions: 3, 1 overdue (as of ")
+    assert len(lines) == 4  # one line a row: the newline in the item does not break it
+    assert lines[1].startswith(f"{OVERDUE_DUE.isoformat()}  OVERDUE ") and "#2 " in lines[1]
+    assert "Exception Inc" in lines[1] and "PO number \ufffd[31m[b]x[/b]" in lines[1]
+    assert "Rep B" in lines[1] and lines[1].endswith("risk: Invoice late")
+    assert "\x1b" not in result.stdout
+    assert lines[2].startswith(f"{LATER_DUE.isoformat()}  ") and "OVERDUE" not in lines[2]
+    assert lines[3].startswith("no date") and "no owner" in lines[3] and "Handoff SA" in lines[3]
+    team_b = run("--db", revops_db, "review", "--exceptions", "--team", "Team B").stdout.splitlines()
+    assert len(team_b) == 2 and "#5 " in team_b[1]
+
+    result = run("--db", revops_db, "review", "--feedback")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Post-sale feedback: 4 items in 2 categories, 1 repeated"
+    assert lines[1].startswith("REPEATED  3 items, 2 deals") and "Timeline was oversold" in lines[1]
+    assert lines[1].endswith("#4 Risky GmbH (2), #5 Handoff SA")
+    assert lines[2].startswith("          1 item, 1 deal") and "Stakeholder map was wrong" in lines[2]
+    weeks = run("--db", revops_db, "review", "--feedback", "--weeks", "2026-11-16..2026-11-16").stdout
+    assert weeks.splitlines()[0] == "Post-sale feedback: 3 items in 2 categories, 1 repeated"
+
+    both = run("--db", revops_db, "review", "--exceptions", "--feedback", "--limit", "1").stdout.splitlines()
+    assert both[0].startswith("Open handoff exceptions: 3") and both[2] == "... and 2 more (--limit)"
+    assert both[3] == "" and both[4].startswith("Post-sale feedback:") and len(both) == 6
