@@ -16,7 +16,7 @@ import html
 import io
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from inspector.metrics import (REPORT_KEYS, DrillDeal, MetricResult, Scope, comp
                                pct_text)
 from inspector.money import format_compact
 from inspector.playbook import Playbook
+from inspector.review import FeedbackPattern, HandoffExceptionRow, feedback_pattern_rows, handoff_exceptions
 from inspector.storage.events import GENESIS, event_hash, read_ts, utc_z, verify_chain
 from inspector.storage.repo import Store
 
@@ -52,6 +53,12 @@ OFFENDERS = (("slippage", "3+", "Deals pushed three times or more"),
 AMOUNT_COLUMNS = frozenset({"Amount", "Called amount", "Won amount", "Amount called"})
 
 
+#: Issue 6: open handoff exceptions follow the handoff metric, repeated feedback the promise metric.
+EXCEPTIONS_HEADING = "Open handoff exceptions"
+FEEDBACK_HEADING = "Repeated post-sale feedback categories"
+EXCEPTIONS_SHOWN = 50
+
+
 @dataclass
 class Report:
     scope: Scope
@@ -61,6 +68,14 @@ class Report:
     chain_head: str = GENESIS
     event_count: int = 0
     chain_ok: bool = True
+    #: open now (as of the scope's today), in the team/manager scope, earliest due first
+    open_exceptions: list[HandoffExceptionRow] = field(default_factory=list)
+    #: feedback recorded in the period, by category (repeated first)
+    feedback: list[FeedbackPattern] = field(default_factory=list)
+
+    @property
+    def repeated_feedback(self) -> list[FeedbackPattern]:
+        return [p for p in self.feedback if p.repeated]
 
 
 def build_report(store: Store, pb: Playbook, scope: Scope, now: datetime, *,
@@ -71,6 +86,9 @@ def build_report(store: Store, pb: Playbook, scope: Scope, now: datetime, *,
     for (_key, _bucket, heading), deals in zip(OFFENDERS, lists):
         if deals:
             rep.offenders[heading] = deals
+    rep.open_exceptions = handoff_exceptions(store, scope.today, team=scope.team, manager=scope.manager)
+    rep.feedback = feedback_pattern_rows(store, pb, since=scope.start, until=scope.end, team=scope.team,
+                                         manager=scope.manager)
     with store.engine.connect() as conn:
         chain = verify_chain(conn)
     rep.chain_head, rep.event_count, rep.chain_ok = chain.head, chain.count, chain.ok
@@ -127,9 +145,54 @@ def report_markdown(rep: Report) -> str:
                         f"{d.name} (#{d.deal_id})", d.owner, d.team, d.stage,
                         format_compact(d.amount_minor, d.currency), d.detail)) + " |" for d in deals]
                     out.append("")
+            if key == "handoff":
+                out += _exceptions_markdown(rep)
+            elif key == "promise_risk":
+                out += _feedback_markdown(rep)
     out += ["---", "", anchor_line(rep.event_count, rep.chain_head)
             + ("" if rep.chain_ok else " (WARNING: the chain does not verify)"), ""]
     return "\n".join(out)
+
+
+def _exception_cells(x: HandoffExceptionRow) -> tuple[str, ...]:
+    return (f"{x.deal} (#{x.deal_id})", x.missing_item, x.owner or "no owner",
+            x.due_date.isoformat() if x.due_date else "no date",
+            f"{x.overdue_days} days" if x.overdue else "-", x.risk or "-", f"{x.age_days} days")
+
+
+EXCEPTION_HEADERS = ("Deal", "Missing item", "Owner", "Due", "Overdue", "Risk", "Open for")
+FEEDBACK_HEADERS = ("Category", "Items", "Deals", "On deals")
+
+
+def _feedback_cells(p: FeedbackPattern) -> tuple[str, ...]:
+    return (p.label, str(p.items), str(len(p.deals)),
+            ", ".join(f"{d.deal} (#{d.deal_id})" for d in p.deals[:5])
+            + (f", +{len(p.deals) - 5} more" if len(p.deals) > 5 else ""))
+
+
+def _md_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    return (["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+            + ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows] + [""])
+
+
+def _exceptions_markdown(rep: Report) -> list[str]:
+    xs = rep.open_exceptions
+    out = [f"**{EXCEPTIONS_HEADING}** ({len(xs)} open as of {rep.scope.today.isoformat()}, "
+           f"{sum(x.overdue for x in xs)} overdue; earliest due first)", ""]
+    if not xs:
+        return out + ["None open.", ""]
+    out += _md_table(EXCEPTION_HEADERS, [_exception_cells(x) for x in xs[:EXCEPTIONS_SHOWN]])
+    if len(xs) > EXCEPTIONS_SHOWN:
+        out += [f"... and {len(xs) - EXCEPTIONS_SHOWN} more (`inspector review --exceptions`)", ""]
+    return out
+
+
+def _feedback_markdown(rep: Report) -> list[str]:
+    reps = rep.repeated_feedback
+    out = [f"**{FEEDBACK_HEADING}** (recorded in the period more than once)", ""]
+    if not reps:
+        return out + ["No feedback category repeated in the period.", ""]
+    return out + _md_table(FEEDBACK_HEADERS, [_feedback_cells(p) for p in reps])
 
 
 def _num(v: Any) -> str:
@@ -191,6 +254,10 @@ def report_json(rep: Report) -> str:
         "agenda": [{"title": t, "metrics": list(k)} for t, k in AGENDA],
         "metrics": [_jsonable(rep.metrics[k].as_dict()) for k in REPORT_KEYS],
         "offenders": {h: [_jsonable(d.__dict__) for d in ds] for h, ds in rep.offenders.items()},
+        "open_handoff_exceptions": [_jsonable(asdict(x)) for x in rep.open_exceptions],
+        "feedback_patterns": [{"category": p.category, "label": p.label, "items": p.items,
+                               "repeated": p.repeated, "deals": [_jsonable(asdict(d)) for d in p.deals]}
+                              for p in rep.feedback],
         "chain": {"head": rep.chain_head, "count": rep.event_count, "verified": rep.chain_ok},
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -296,10 +363,38 @@ def report_html(rep: Report) -> str:
                         f"{d.name} (#{d.deal_id})", d.owner, d.team, d.stage,
                         format_compact(d.amount_minor, d.currency), d.detail)) + "</tr>" for d in deals]
                     out.append("</table>")
+            if key == "handoff":
+                out += _exceptions_html(rep)
+            elif key == "promise_risk":
+                out += _feedback_html(rep)
             out.append("</section>")
     out += ["<hr>", f'<p class="anchor">{e(anchor_line(rep.event_count, rep.chain_head))}'
             + ("" if rep.chain_ok else " (WARNING: the chain does not verify)") + "</p>", "</body></html>", ""]
     return "\n".join(out)
+
+
+def _html_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    return (["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in headers) + "</tr>"]
+            + ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows] + ["</table>"])
+
+
+def _exceptions_html(rep: Report) -> list[str]:
+    xs = rep.open_exceptions
+    out = [f'<h4 id="open-handoff-exceptions">{e(EXCEPTIONS_HEADING)} ({len(xs)} open as of '
+           f"{e(rep.scope.today.isoformat())}, {sum(x.overdue for x in xs)} overdue)</h4>"]
+    if not xs:
+        return out + ["<p>None open.</p>"]
+    out += _html_table(EXCEPTION_HEADERS, [_exception_cells(x) for x in xs[:EXCEPTIONS_SHOWN]])
+    if len(xs) > EXCEPTIONS_SHOWN:
+        out.append(f"<p>... and {len(xs) - EXCEPTIONS_SHOWN} more</p>")
+    return out
+
+
+def _feedback_html(rep: Report) -> list[str]:
+    out = [f'<h4 id="repeated-feedback">{e(FEEDBACK_HEADING)}</h4>']
+    if not rep.repeated_feedback:
+        return out + ["<p>No feedback category repeated in the period.</p>"]
+    return out + _html_table(FEEDBACK_HEADERS, [_feedback_cells(p) for p in rep.repeated_feedback])
 
 
 RENDERERS = {"md": report_markdown, "csv": report_csv, "json": report_json, "html": report_html}

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from inspector.cli import main
 from inspector.exports import FORMULA_PREFIXES
@@ -397,3 +398,70 @@ def test_offenders_are_the_deals_drill_gives_row_by_row(services, playbook):
     rep = build_report(services.store, playbook, NOV, NOV_NOW)
     assert [d.deal_id for d in rep.offenders["Longest in stage"]][:2] == [8, 7]  # 90 and 40 days in stage
     assert [d.deal_id for d in rep.offenders["Deals pushed twice"]] == [1]
+
+
+# -- issue 6: open handoff exceptions and repeated post-sale feedback categories -----------------------
+EXC_ITEM = "PO | <b>number</b>"
+
+
+def add_handoff_items(svc) -> None:
+    """Deal 5 already has an open exception ("use case", no owner or date) and one feedback item."""
+    svc.store.bulk_insert("handoff_exception", [
+        {"deal_id": 9, "missing_item": EXC_ITEM, "owner": "Dana Ortiz", "due_date": date(2026, 11, 20),
+         "risk": "Invoice late", "status": "open", "created_at": ts(2026, 11, 10)},
+        {"deal_id": 2, "missing_item": "Closed one", "owner": "Dana Ortiz", "due_date": date(2026, 11, 20),
+         "risk": "-", "status": "closed", "created_at": ts(2026, 11, 10)}])
+    svc.store.bulk_insert("feedback_item", [
+        {"deal_id": 5, "category": "feature_not_in_scope", "text": "again", "recorded_at": ts(2026, 11, 29)},
+        {"deal_id": 2, "category": "timeline_oversold", "text": "once", "recorded_at": ts(2026, 11, 5)},
+        {"deal_id": 2, "category": "timeline_oversold", "text": "later", "recorded_at": ts(2026, 12, 1)}])
+
+
+def test_report_lists_open_handoff_exceptions_and_repeated_feedback(services, playbook):
+    from inspector.reports import report_markdown
+
+    build(services)
+    add_hostile(services)
+    add_handoff_items(services)
+    rep = build_report(services.store, playbook, NOV, NOV_NOW)
+    assert [(x.deal_id, x.missing_item) for x in rep.open_exceptions] == [(9, EXC_ITEM), (5, "use case")]
+    assert rep.open_exceptions[0].overdue_days == 13 and rep.open_exceptions[0].age_days == 23
+    # November only: feature_not_in_scope twice on deal 5 (repeated), timeline_oversold once (December's left out)
+    assert [(p.category, p.items, p.repeated) for p in rep.feedback] == [("feature_not_in_scope", 2, True),
+                                                                         ("timeline_oversold", 1, False)]
+    md = report_markdown(rep)
+    section = md.split("## 4. Closed-won handoff completeness", 1)[1].split("## 5.", 1)[0]
+    assert "**Open handoff exceptions** (2 open as of 2026-12-03, 1 overdue; earliest due first)" in section
+    row = next(x for x in section.splitlines() if "Invoice late" in x)
+    assert row == (f"| {FORMULA_DEAL} (#9) | PO \\| <b>number</b> | Dana Ortiz | 2026-11-20 | 13 days "
+                   "| Invoice late | 23 days |")
+    assert "| Deal 5 (#5) | use case | no owner | no date | - | - | 7 days |" in section
+    assert "Closed one" not in md
+    promises = md.split("## 8. Post-sale risks from promises made", 1)[1].split("## 9.", 1)[0]
+    assert "**Repeated post-sale feedback categories** (recorded in the period more than once)" in promises
+    assert "| Customer expected a feature not in scope | 2 | 1 | Deal 5 (#5) |" in promises
+    assert "Timeline was oversold |" not in promises.split("**Repeated post-sale", 1)[1]
+
+    html_body = report_html(rep)
+    exc = html_body.split('<h4 id="open-handoff-exceptions">', 1)[1].split("</table>", 1)[0]
+    assert "PO | &lt;b&gt;number&lt;/b&gt;" in exc and "<b>number" not in exc
+    assert "Customer expected a feature not in scope" in html_body.split('<h4 id="repeated-feedback">', 1)[1]
+    js = json.loads(report_json(rep))
+    assert [x["missing_item"] for x in js["open_handoff_exceptions"]] == [EXC_ITEM, "use case"]
+    assert js["open_handoff_exceptions"][0]["due_date"] == "2026-11-20"
+    assert [(p["category"], p["items"], p["repeated"]) for p in js["feedback_patterns"]] == [
+        ("feature_not_in_scope", 2, True), ("timeline_oversold", 1, False)]
+    # a team scope narrows both
+    team_b = build_report(services.store, playbook, Scope(NOV.start, NOV.end, TODAY, team="Team B"), NOV_NOW)
+    assert team_b.open_exceptions == [] and team_b.feedback == []
+
+
+def test_report_says_when_nothing_is_open_or_repeated(services, playbook):
+    from inspector.reports import report_markdown
+
+    build(services)
+    with services.store.engine.begin() as conn:
+        conn.execute(text("UPDATE handoff_exception SET status = 'closed'"))
+    md = report_markdown(build_report(services.store, playbook, NOV, NOV_NOW))
+    assert "**Open handoff exceptions** (0 open as of 2026-12-03, 0 overdue; earliest due first)\n\nNone open.\n" in md
+    assert "No feedback category repeated in the period." in md
