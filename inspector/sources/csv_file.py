@@ -21,14 +21,17 @@ See RELIABILITY.md §7.6 (CSV-01..14, EXP-03) for the cases this module is built
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -441,11 +444,6 @@ def _read_rows(text: str, fmt: CsvFormat, probs: _Problems) -> tuple[list[list[s
                 probs.add(start, None, f"row has {len(row)} fields, the header has {width} "
                                        f"({'short' if len(row) < width else 'long'} row)")
                 continue
-            if max(map(len, row)) > MAX_FIELD_CHARS:
-                big = max(range(width), key=lambda i: len(row[i]))
-                raise CsvError([Problem(probs.file, start, fmt.header[big],
-                                        f"field of {len(row[big]):,} characters; the limit is "
-                                        f"{MAX_FIELD_CHARS // 1024} kB")])
             rows.append(row)
             lines.append(start)
     except csv.Error as exc:
@@ -454,6 +452,14 @@ def _read_rows(text: str, fmt: CsvFormat, probs: _Problems) -> tuple[list[list[s
             raise CsvError([Problem(probs.file, prev_end + 1, None, f"a field is larger than the "
                                     f"{MAX_FIELD_CHARS // 1024} kB limit")]) from None
         raise CsvError([Problem(probs.file, prev_end + 1, None, f"not valid CSV ({msg})")]) from None
+    # oversized fields: one pass over all cells at C speed, then find the first offending row
+    if len(text) > MAX_FIELD_CHARS and rows and max(map(len, chain.from_iterable(rows))) > MAX_FIELD_CHARS:
+        for row, start in zip(rows, lines):
+            if max(map(len, row)) > MAX_FIELD_CHARS:
+                big = max(range(width), key=lambda i: len(row[i]))
+                raise CsvError([Problem(probs.file, start, fmt.header[big],
+                                        f"field of {len(row[big]):,} characters; the limit is "
+                                        f"{MAX_FIELD_CHARS // 1024} kB")])
     return rows, lines
 
 
@@ -468,9 +474,14 @@ _GROUP_CHARS = str.maketrans("", "", "'\u00a0\u202f ")
 _SUFFIX = {"k": 1000, "m": 1_000_000, "b": 1_000_000_000, "bn": 1_000_000_000}
 
 
+_PER_UNIT: dict[str, int] = {}
+
+
 def _minor(number: str, currency: str) -> int:
     """'1200.50' (point decimal, no grouping) in minor units of `currency`."""
-    per = minor_per_unit(currency)
+    per = _PER_UNIT.get(currency)
+    if per is None:
+        per = _PER_UNIT[currency] = minor_per_unit(currency)
     whole, _, frac = number.partition(".")
     places = 2 if per == 100 else 0
     if len(frac) <= places:
@@ -484,6 +495,8 @@ class _MoneyFormat:
     described: str
     #: the one currency the column's symbols name ('12,5' beside '1.200,50 €' is EUR too)
     currency: str | None = None
+    #: each value's `_MONEY` match (None: empty or no match), so converting does not match again
+    matches: list[re.Match | None] | None = field(default=None, repr=False)
 
 
 def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs: _Problems,
@@ -491,18 +504,23 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
     evidence: dict[str, tuple[int, str]] = {}
     ambiguous: list[str] = []
     symbols: set[str] = set()
-    for v, line in zip(values, lines):
+    matches: list[re.Match | None] = [None] * len(values)
+    match = _MONEY.fullmatch
+    for i, v in enumerate(values):
         if not v:
             continue
-        m = _MONEY.fullmatch(v.strip())
+        m = matches[i] = match(v.strip())
         if m is None:
             continue  # reported when converting
-        if m["pre"] or m["post"]:
-            symbols.add(m["pre"] or m["post"])
-        num = m["num"].translate(_GROUP_CHARS)
+        _lp, _s1, pre, _s2, num, _suf, post, _rp = m.groups()
+        if pre or post:
+            symbols.add(pre or post)
+        num = num.translate(_GROUP_CHARS)
         dots, commas = num.count("."), num.count(",")
         if dots and commas:
             dec = "." if num.rindex(".") > num.rindex(",") else ","
+            if dec in evidence:
+                continue
         elif dots + commas == 0:
             continue
         else:
@@ -517,7 +535,8 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
                 elif not ambiguous:
                     pass
                 continue
-        evidence.setdefault(dec, (line, v.strip()))
+        if dec not in evidence:
+            evidence[dec] = (lines[i], v.strip())
     if "." in evidence and "," in evidence:
         (l1, v1), (l2, v2) = evidence["."], evidence[","]
         probs.add(max(l1, l2), name, f"amounts mix point decimals ({_q(v1)} on line {l1}) and comma decimals "
@@ -528,11 +547,11 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
     one = next(iter(codes)) if len(codes) == 1 else None
     if evidence:
         dec = next(iter(evidence))
-        return _MoneyFormat(dec, f"amount ({'comma' if dec == ',' else 'point'} decimal{sym})", one), None
+        return _MoneyFormat(dec, f"amount ({'comma' if dec == ',' else 'point'} decimal{sym})", one, matches), None
     if ambiguous:
         if answer in ("comma", "point"):
             dec = "," if answer == "comma" else "."
-            return _MoneyFormat(dec, f"amount ({answer} decimal as answered{sym})", one), None
+            return _MoneyFormat(dec, f"amount ({answer} decimal as answered{sym})", one, matches), None
         return None, Question(
             "decimal", name,
             f"amounts like {', '.join(ambiguous)} could use a comma or a point as the decimal separator",
@@ -540,7 +559,7 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
             (("point", "Point is the decimal separator (1,200 = one thousand two hundred)"),
              ("comma", "Comma is the decimal separator (1,200 = one point two)")),
             "--decimal")
-    return _MoneyFormat(None, f"amount{sym}" if sym else "amount (plain numbers)", one), None
+    return _MoneyFormat(None, f"amount{sym}" if sym else "amount (plain numbers)", one, matches), None
 
 
 def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: _MoneyFormat,
@@ -560,16 +579,27 @@ def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: 
     dec = fmt.decimal
     thousands = {".": ",", ",": "."}.get(dec or "", "")
     out = [0] * n
+    matches = fmt.matches if fmt.matches is not None and len(fmt.matches) == n else None
     for i, raw in enumerate(values):
-        v = raw.strip()
-        if not v:
+        if not raw:
             continue
-        m = _MONEY.fullmatch(v)
-        if m is None or (m["lp"] is None) != (m["rp"] is None) or (m["s1"] and m["s2"]) or \
-                (m["pre"] and m["post"]):
+        if matches is not None:
+            m = matches[i]
+            if m is None and not raw.strip():
+                continue
+        else:
+            v = raw.strip()
+            if not v:
+                continue
+            m = _MONEY.fullmatch(v)
+        if m is None:
             probs.add(lines[i], name, f"{_q(raw)} is not an amount")
             continue
-        num = m["num"].translate(_GROUP_CHARS)
+        lp, s1, pre, s2, num, suf, post, rp = m.groups()
+        if (lp is None) != (rp is None) or (s1 and s2) or (pre and post):
+            probs.add(lines[i], name, f"{_q(raw)} is not an amount")
+            continue
+        num = num.translate(_GROUP_CHARS)
         if thousands:
             num = num.replace(thousands, "")
         if dec == ",":
@@ -580,18 +610,19 @@ def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: 
         if num.count(".") > 1:
             probs.add(lines[i], name, f"{_q(raw)} is not an amount (separators do not match the column)")
             continue
-        if m["suf"]:
+        if suf:
             if not suffixes:
                 probs.add(lines[i], name, f"{_q(raw)} has a K/M/B suffix; amounts must be written out "
                                           "(or turn on amount suffixes: --amount-suffixes)")
                 continue
-            num = str(Decimal(num) * _SUFFIX[m["suf"].lower()])
-        sym = m["pre"] or m["post"]
+            num = str(Decimal(num) * _SUFFIX[suf.lower()])
+        sym = pre or post
         if sym:
             code = _SYMBOL_CURRENCY.get(sym, sym)
-            if cur_col[i].strip() and cur_col[i].strip().upper() != code:
+            c = cur_col[i]
+            if c and c.strip() and c.strip().upper() != code:
                 probs.add(lines[i], name, f"{_q(raw)} is in {code} but the currency column says "
-                                          f"{_q(cur_col[i].strip())}")
+                                          f"{_q(c.strip())}")
                 continue
             out_cur[i] = code
         try:
@@ -599,7 +630,7 @@ def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: 
         except (ValueError, InvalidOperation):
             probs.add(lines[i], name, f"{_q(raw)} is not an amount")
             continue
-        out[i] = -minor if (m["s1"] or m["s2"] or m["lp"]) else minor
+        out[i] = -minor if (s1 or s2 or lp) else minor
     _check_range(name, out, values, lines, probs)
     return out, out_cur
 
@@ -666,65 +697,79 @@ def _example_date(example: str, month: int, day: int, pattern: str) -> str:
         return ""
 
 
+class _Bad(str):
+    """A conversion failure cached per distinct value: the message after the quoted value."""
+
+
 def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs: _Problems,
                    answer: str | None, want_datetime: bool) -> tuple[list[Any], str, Question | None]:
-    """A date column: decide its format once, then convert. Returns (values, description, question)."""
+    """A date column: decide its format once, then convert. Returns (values, description, question).
+
+    Exports repeat dates a lot (100k rows hold a few hundred distinct close dates), so the
+    format is decided and each distinct text converted once; problems still name every row."""
     n = len(values)
     out: list[Any] = [None] * n
-    filled = [i for i, v in enumerate(values) if v and v.strip()]
-    if not filled:
+    keys = [v.strip() if v else "" for v in values]
+    first: dict[str, int] = {}  # distinct value -> its first row (file order)
+    for i, s in enumerate(keys):
+        if s and s not in first:
+            first[s] = i
+    if not first:
         return out, "date (empty)", None
-    stripped = {i: values[i].strip() for i in filled}
     iso = _ISO.fullmatch
-    non_iso = [i for i in filled if not iso(stripped[i])]
-    if not non_iso:  # the common case: ISO dates or datetimes
-        conv: Callable[[str], Any]
+    conv: dict[str, Any] = {}
+
+    def iso_value(v: str) -> Any:
         if want_datetime:
-            def conv(v: str) -> Any:
-                return _to_utc(datetime.fromisoformat(v.replace(" ", "T", 1) if len(v) > 10 else v))
-        else:
-            def conv(v: str) -> Any:
-                return date.fromisoformat(v[:10])
-        try:
-            for i in filled:
-                out[i] = conv(stripped[i])
-        except ValueError:
-            for i in filled:
-                try:
-                    out[i] = conv(stripped[i])
-                except ValueError:
-                    probs.add(lines[i], name, f"{_q(values[i])} is not a valid date")
+            return _to_utc(datetime.fromisoformat(v.replace(" ", "T", 1) if len(v) > 10 else v))
+        return date.fromisoformat(v[:10])
+
+    def spread() -> None:  # the distinct conversions to every row, problems in file order
+        for i, s in enumerate(keys):
+            if s:
+                r = conv[s]
+                if type(r) is _Bad:
+                    probs.add(lines[i], name, _q(values[i]) + r)
+                else:
+                    out[i] = r
+
+    non_iso = [s for s in first if not iso(s)]
+    if not non_iso:  # the common case: ISO dates or datetimes
+        for s in first:
+            try:
+                conv[s] = iso_value(s)
+            except ValueError:
+                conv[s] = _Bad(" is not a valid date")
+        spread()
         return out, "date (ISO)", None
-    if all(_SERIAL.fullmatch(stripped[i]) for i in filled):
-        for i in filled:
-            num = float(stripped[i])
+    if all(_SERIAL.fullmatch(s) for s in first):
+        for s in first:
+            num = float(s)
             if num <= 60:
-                probs.add(lines[i], name, f"{_q(values[i])} is not a date: Excel serials up to 60 fall in "
-                                          "the 1900 leap-year bug range")
+                conv[s] = _Bad(" is not a date: Excel serials up to 60 fall in the 1900 leap-year bug range")
             elif num > _EXCEL_MAX:
-                probs.add(lines[i], name, f"{_q(values[i])} is not a date (too large for an Excel serial)")
+                conv[s] = _Bad(" is not a date (too large for an Excel serial)")
             else:
                 whole = int(num)
                 day = _EXCEL_EPOCH + timedelta(days=whole)
-                if want_datetime:
-                    out[i] = datetime.combine(day, time(0), timezone.utc) + timedelta(days=num - whole)
-                else:
-                    out[i] = day
+                conv[s] = datetime.combine(day, time(0), timezone.utc) + timedelta(days=num - whole) \
+                    if want_datetime else day
+        spread()
         return out, "date (Excel serial numbers)", None
     # D/M/Y or M/D/Y: the column's values decide; if none can, the user does (once)
-    dm: dict[int, re.Match] = {}
+    dm: dict[str, re.Match] = {}
     dmy_at: tuple[int, str] | None = None
     mdy_at: tuple[int, str] | None = None
-    for i in non_iso:
-        m = _DM.fullmatch(stripped[i])
+    for s in non_iso:  # distinct values in order of first appearance
+        m = _DM.fullmatch(s)
         if m is None:
             continue
-        dm[i] = m
+        dm[s] = m
         a, b = int(m[1]), int(m[3])
         if a > 12 and dmy_at is None:
-            dmy_at = (lines[i], stripped[i])
+            dmy_at = (lines[first[s]], s)
         if b > 12 and mdy_at is None:
-            mdy_at = (lines[i], stripped[i])
+            mdy_at = (lines[first[s]], s)
     order: str | None = None
     question = None
     description = "date (ISO)"
@@ -742,9 +787,9 @@ def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs
             order = answer
             description = f"date ({'D/M/Y' if answer == 'dmy' else 'M/D/Y'} as answered)"
         else:
-            examples = tuple(stripped[i] for i in list(dm)[:3])
-            first = dm[next(iter(dm))]
-            a, b = int(first[1]), int(first[3])
+            examples = tuple(list(dm)[:3])
+            first_m = dm[examples[0]]
+            a, b = int(first_m[1]), int(first_m[3])
             question = Question(
                 "date_order", name,
                 f"dates like {', '.join(examples)} could be day/month or month/day",
@@ -753,40 +798,36 @@ def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs
                  ("mdy", "Month/Day/Year" + _example_date(examples[0], a, b, "%B %-d"))),
                 "--dates")
             return out, "date (day/month order unknown)", question
-    for i in filled:
-        v = stripped[i]
+    for v in first:
         try:
-            m = iso(v)
-            if m is not None:
-                if want_datetime:
-                    out[i] = _to_utc(datetime.fromisoformat(v.replace(" ", "T", 1) if len(v) > 10 else v))
-                else:
-                    out[i] = date.fromisoformat(v[:10])
-                continue
-            m = dm.get(i)
+            m = dm.get(v)
             if m is not None:
                 a, b = int(m[1]), int(m[3])
                 day, month = (a, b) if order == "dmy" else (b, a)
                 d = date(_year(m[4]), month, day)
-                out[i] = datetime.combine(d, _hms(m[5], m[6], m[7], m[8]), timezone.utc) if want_datetime else d
+                conv[v] = datetime.combine(d, _hms(m[5], m[6], m[7], m[8]), timezone.utc) if want_datetime else d
+                continue
+            if iso(v) is not None:
+                conv[v] = iso_value(v)
                 continue
             m = _YMD_SLASH.fullmatch(v)
             if m is not None:
                 d = date(int(m[1]), int(m[2]), int(m[3]))
-                out[i] = datetime.combine(d, time(0), timezone.utc) if want_datetime else d
+                conv[v] = datetime.combine(d, time(0), timezone.utc) if want_datetime else d
                 continue
             if _SERIAL.fullmatch(v):
-                probs.add(lines[i], name, f"{_q(values[i])} is a number in a column of dates")
+                conv[v] = _Bad(" is a number in a column of dates")
                 continue
             if _MONTH_NAME.search(v):
                 moment = _named_date(v)
-                out[i] = _to_utc(moment) if want_datetime else moment.date()
+                conv[v] = _to_utc(moment) if want_datetime else moment.date()
                 if description == "date (ISO)":
                     description = "date (month names)"
                 continue
-            probs.add(lines[i], name, f"{_q(values[i])} is not a date")
+            conv[v] = _Bad(" is not a date")
         except (ValueError, OverflowError):
-            probs.add(lines[i], name, f"{_q(values[i])} is not a valid date")
+            conv[v] = _Bad(" is not a valid date")
+    spread()
     return out, description, None
 
 
@@ -860,6 +901,19 @@ def _unneutralise(value: str) -> str:
     return value
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while a big file becomes lists and records: they hold no cycles, and
+    CPython's generation-2 passes over 100k fresh rows cost about as much as the parse."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str | None = None,
           mapping: dict[str, str] | None = None, date_order: str | dict[str, str] | None = None,
           decimal: str | dict[str, str] | None = None, source: str = "csv",
@@ -870,6 +924,14 @@ def parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str |
     `mapping` maps columns to fields on top of the profile's; `date_order` ("dmy"/"mdy") and
     `decimal` ("comma"/"point") answer questions, for every column or per column (dict).
     """
+    with _gc_paused():
+        return _parse(path, playbook, fmt=fmt, mapping=mapping, date_order=date_order, decimal=decimal,
+                      source=source, amount_suffixes=amount_suffixes)
+
+
+def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str | None,
+           mapping: dict[str, str] | None, date_order: str | dict[str, str] | None,
+           decimal: str | dict[str, str] | None, source: str, amount_suffixes: bool) -> ParseResult:
     p = Path(path)
     label = str(path)
     probs = _Problems(label)
@@ -1083,28 +1145,32 @@ def parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str |
     createds = values.get("created_on", none)
     updateds = values.get("updated_at", none)
     stage_raw = stage_col or empty
+    owners = tcols.get("owner") or empty
+    team_c = tcols.get("team") or empty
+    manager_c = tcols.get("manager") or empty
+    next_c = tcols.get("next_step") or empty
+    crm_stages = [s.strip() for s in stage_raw]
+    extras_at = [(columns[j], h) for j, h in extras_cols]
     for i in range(n):
-        owner = tcols["owner"][i] if "owner" in tcols else ""
+        owner = owners[i]
         if name_c is not None:
             name = name_c[i]
         else:  # Maven: no deal name; account and product say what it is
             name = " · ".join(x for x in (accounts_c[i].strip(), products[i].strip()) if x) or ids[i]
-        team = tcols["team"][i] if "team" in tcols else ""
-        manager = tcols["manager"][i] if "manager" in tcols else ""
+        team = team_c[i]
+        manager = manager_c[i]
         if teams and owner.strip() in teams:
             manager, office = teams[owner.strip()]
             team = f"{office} · {manager}" if office else manager
         rec = DealRecord(
-            source=source, external_id=ids[i], name=name, stage=stage_keys[i],
-            account=accounts_c[i], owner=owner, team=team, manager=manager,
-            crm_stage=stage_raw[i].strip(), amount_minor=amounts[i], currency=currs[i],
-            close_date=closes[i], forecast_category=cats[i],
-            next_step=tcols["next_step"][i] if "next_step" in tcols else "",
+            source=source, external_id=ids[i], name=name, stage=stage_keys[i], account=accounts_c[i],
+            owner=owner, team=team, manager=manager, crm_stage=crm_stages[i], amount_minor=amounts[i],
+            currency=currs[i], close_date=closes[i], forecast_category=cats[i], next_step=next_c[i],
             next_step_date=nexts[i], created_on=createds[i], crm_updated_at=updateds[i])
         if evidence:
             rec.fields = {f: (values[f][i] if f in values else tcols[f][i]) for f in evidence}
-        if extras_cols:
-            rec.extras = {h: columns[j][i] for j, h in extras_cols if columns[j][i] != ""}
+        if extras_at:
+            rec.extras = {h: col[i] for col, h in extras_at if col[i] != ""}
         records.append(rec)
     if teams:
         result.notes.append("manager and team joined from sales_teams.csv (by sales agent)")
@@ -1151,9 +1217,10 @@ def write(store, playbook: Playbook, records: Sequence[DealRecord], *, now: date
     from inspector.sources.ingest import upsert_deals
 
     records = list(records)
-    if records:
-        _drop_unchanged_fields(store, records)
-    return upsert_deals(store, playbook, records, now=now, dry_run=dry_run)
+    with _gc_paused():
+        if records:
+            _drop_unchanged_fields(store, records)
+        return upsert_deals(store, playbook, records, now=now, dry_run=dry_run)
 
 
 def summary_lines(result, *, dry_run: bool = False) -> list[str]:

@@ -46,6 +46,10 @@ class UpsertResult:
         self.preview.extend(other.preview)
 
 
+#: `json.dumps(..., sort_keys=True, default=str)` without building an encoder per record
+_dumps = json.JSONEncoder(sort_keys=True, default=str).encode
+
+
 def _status(pb: Playbook, stage: str) -> str:
     kind = pb.stage_by_key[stage].kind if stage in pb.stage_by_key else "open"
     return {"won": "won", "lost": "lost"}.get(kind, "open")
@@ -85,13 +89,8 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
     existing: dict[str, tuple] = {}
     cols = ", ".join(("id",) + TRACKED + ("version", "stage_entered_on", "close_pushes", "crm_updated_at",
                                           "name", "account", "owner", "next_step", "next_step_date"))
-    for start in range(0, len(ids), 500):
-        part = ids[start:start + 500]
-        marks = ", ".join(f":e{i}" for i in range(len(part)))
-        for row in conn.execute(text(f"SELECT external_id, {cols} FROM deal WHERE source = :s "
-                                     f"AND external_id IN ({marks})"),
-                                {"s": source, **{f"e{i}": e for i, e in enumerate(part)}}):
-            existing[row[0]] = row[1:]
+    for row in _rows_by_external_id(conn, source, ids, cols):
+        existing[row[0]] = row[1:]
     new_rows: list[dict] = []
     history_rows: list[tuple[str, dict]] = []  # (external_id, change row without deal_id)
     for rec in records:
@@ -103,7 +102,7 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                   "forecast_category": rec.forecast_category, "next_step": rec.next_step,
                   "next_step_date": rec.next_step_date, "created_on": rec.created_on,
                   "crm_updated_at": rec.crm_updated_at, "synced_at": now,
-                  "extras": json.dumps(rec.extras, sort_keys=True, default=str)}
+                  "extras": _dumps(rec.extras)}
         for k, v in rec.fields.items():
             if k in _EVIDENCE:
                 values[k] = v
@@ -178,7 +177,8 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
         for k in keys:
             if k in _EVIDENCE and k not in _NON_TEXT:
                 defaults[k] = ""
-        store.bulk_insert("deal", [{**defaults, **r} for r in new_rows], conn)
+        full = len(keys)  # rows that already carry every key are inserted as they are
+        store.bulk_insert("deal", [r if len(r) == full else {**defaults, **r} for r in new_rows], conn)
     id_of = _ids(conn, source, {e for e, _r in history_rows} | {r.external_id for r in records if r.activities})
     changes = [{"deal_id": id_of[e], **row, "source": source} for e, row in history_rows]
     store.bulk_insert("deal_change", changes, conn)
@@ -192,17 +192,30 @@ _NON_TEXT = frozenset({"contract_signed_on", "contract_start", "contract_end", "
                        "product_commitment", "scope_change"})
 
 
-def _ids(conn: Connection, source: str, external_ids: Iterable[str]) -> dict[str, int]:
-    wanted = list(external_ids)
-    out: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):
-        part = wanted[start:start + 500]
+#: above this many ids, one scan of the source's deals beats chunks of `IN (...)` lookups
+_SCAN_ABOVE = 2000
+
+
+def _rows_by_external_id(conn: Connection, source: str, external_ids: Sequence[str], cols: str) -> list[tuple]:
+    """`SELECT external_id, <cols>` for these deals of `source` (a file of 100k rows: one scan)."""
+    if not external_ids:
+        return []
+    if len(external_ids) > _SCAN_ABOVE:
+        wanted = set(external_ids)
+        return [r for r in conn.execute(text(f"SELECT external_id, {cols} FROM deal WHERE source = :s"),
+                                        {"s": source}) if r[0] in wanted]
+    out: list[tuple] = []
+    for start in range(0, len(external_ids), 500):
+        part = external_ids[start:start + 500]
         marks = ", ".join(f":e{i}" for i in range(len(part)))
-        for ext, deal_id in conn.execute(text(f"SELECT external_id, id FROM deal WHERE source = :s AND "
-                                              f"external_id IN ({marks})"),
-                                         {"s": source, **{f"e{i}": e for i, e in enumerate(part)}}):
-            out[ext] = deal_id
+        out.extend(conn.execute(text(f"SELECT external_id, {cols} FROM deal WHERE source = :s "
+                                     f"AND external_id IN ({marks})"),
+                                {"s": source, **{f"e{i}": e for i, e in enumerate(part)}}))
     return out
+
+
+def _ids(conn: Connection, source: str, external_ids: Iterable[str]) -> dict[str, int]:
+    return {ext: deal_id for ext, deal_id in _rows_by_external_id(conn, source, list(external_ids), "id")}
 
 
 def _activities(store: Store, conn: Connection, records: Sequence[DealRecord], id_of: dict[str, int]) -> int:

@@ -70,6 +70,20 @@ def _sqlite_converter(rows: Sequence[dict[str, Any]], col: str):
     return None
 
 
+def _memo(f):
+    """`f` remembered per value: a load stamps 100k rows with one `synced_at`, a few hundred dates."""
+    cache: dict[Any, Any] = {}
+
+    def convert(v: Any) -> Any:
+        r = cache.get(v)
+        if r is None:
+            if len(cache) > 100_000:
+                cache.clear()
+            r = cache[v] = f(v)
+        return r
+    return convert
+
+
 def _convert(row: tuple, conv: list) -> tuple:
     out = list(row)
     for i, f in conv:
@@ -120,7 +134,7 @@ class Store:
             raw.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache for big loads
             qmarks = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
             get = operator.itemgetter(*cols)
-            conv = [(i, f) for i, c in enumerate(cols) if (f := _sqlite_converter(rows, c))]
+            conv = [(i, _memo(f)) for i, c in enumerate(cols) if (f := _sqlite_converter(rows, c))]
             try:
                 for start in range(0, len(rows), chunk):
                     batch = list(map(get, rows[start:start + chunk])) if len(cols) > 1 else \
