@@ -1,11 +1,14 @@
 """Review: what managers recorded, for RevOps. Sessions by manager, team and week; every
 inspection with its answers, verdicts, risks, forecast call and exceptions; filters; and one
-deal's full history across the weeks (what moved, what each inspection said, the patterns).
+deal's full history across the weeks (what moved, what each inspection said, the patterns);
+and, across deals, the open handoff exceptions and the post-sale feedback patterns (`e`).
 
 Read-only: every query runs in a thread worker and comes back as a message; nothing here
-writes, so it works on a `--read-only` connection. Two views share the screen (a
-ContentSwitcher): the log (sessions, inspections, detail of the highlighted inspection) and
-one deal's history. Opened with `deal_id`, it starts on that deal's history.
+writes, so it works on a `--read-only` connection. Three views share the screen (a
+ContentSwitcher): the log (sessions, inspections, detail of the highlighted inspection), one
+deal's history, and the RevOps list (open handoff exceptions, feedback patterns; Enter opens
+the deal's Handoff screen, `h` its history). Opened with `deal_id`, it starts on that deal's
+history.
 """
 from __future__ import annotations
 
@@ -37,6 +40,12 @@ WEEK_COLUMNS = [Column("week", "Week", 10), Column("stage", "Stage", 17), Column
                 Column("close", "Close date", 10), Column("stage_v", "Stage verdict", 13),
                 Column("close_v", "Close verdict", 13), Column("call", "Call (rep→mgr)", 21),
                 Column("exception", "Exception", 30)]
+EXCEPTION_COLUMNS = [Column("due", "Due", 10), Column("late", "Overdue", 7, "right"), Column("deal", "Deal", 26),
+                     Column("item", "Missing item", 24), Column("owner", "Owner", 16), Column("risk", "Risk", 20),
+                     Column("age", "Age", 4, "right")]
+FEEDBACK_COLUMNS = [Column("category", "Category", 40), Column("items", "Items", 5, "right"),
+                    Column("deals", "Deals", 5, "right"), Column("deal", "Deal", 36),
+                    Column("on_deal", "On deal", 7, "right"), Column("last", "Last", 10)]
 CHANGE_COLUMNS = [Column("at", "Date", 10), Column("field", "Field", 18), Column("old", "Old", 24),
                   Column("new", "New", 24), Column("source", "Source", 12)]
 EXCEPTION_LABELS = {"any": "Any exception", "commit": "Commit w/o criteria", "handoff": "Handoff exception",
@@ -70,11 +79,15 @@ class ReviewScreen(Screen[None]):
     CSS_PATH = "review_screen.tcss"
     BINDINGS = [
         Binding("slash", "focus_filters", "Filters", tooltip="Filter by manager, team, rep, verdict, risk, exception, weeks"),
-        Binding("o", "overstated", "Overstated", tooltip="Only inspections with a verdict of overstated (toggle)"),
-        Binding("x", "clear_filters", "Clear", tooltip="Clear every filter"),
+        # o and x are named on the filter line (footer room goes to e at 120 columns)
+        Binding("o", "overstated", "Overstated", show=False,
+                tooltip="Only inspections with a verdict of overstated (toggle)"),
+        Binding("x", "clear_filters", "Clear", show=False, tooltip="Clear every filter"),
         Binding("s", "focus_sessions", "Sessions", tooltip="Sessions by manager, team and week"),
         Binding("i", "focus_findings", "Inspections", tooltip="Every inspection matching the filters"),
         Binding("h", "history", "History", tooltip="The highlighted deal's history across the weeks"),
+        Binding("e", "revops", "Exceptions",
+                tooltip="Open handoff exceptions and post-sale feedback patterns, all deals (toggle)"),
         Binding("r", "reload", "Reload", tooltip="Read the log again"),
         Binding("escape", "back", "Back", tooltip="Back to the log, clear the session, or leave"),
         Binding("f3", "app.open('dashboard')", "Metrics"),
@@ -97,6 +110,11 @@ class ReviewScreen(Screen[None]):
     class HistoryLoaded(Message):
         history: rv.DealHistory
 
+    @dataclass
+    class RevOpsLoaded(Message):
+        exceptions: list[rv.HandoffExceptionRow]
+        patterns: list[rv.FeedbackPattern]
+
     def __init__(self, services: Services, deal_id: int | None = None) -> None:
         super().__init__()
         self.services = services
@@ -107,6 +125,9 @@ class ReviewScreen(Screen[None]):
         self.history: rv.DealHistory | None = None
         self.log_loaded = False
         self.values: dict[str, list[str]] | None = None
+        self.exception_deals: dict[int, int] = {}  # exception id -> deal id
+        self.feedback_deals: list[int] = []  # feedback grid row key -> deal id
+        self.history_from = "log"  # the view Esc goes back to from a deal's history
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -126,6 +147,10 @@ class ReviewScreen(Screen[None]):
                 yield Static(id="patterns")
                 yield DealGrid(WEEK_COLUMNS, id="weeks")
                 yield DealGrid(CHANGE_COLUMNS, id="changes")
+            with Vertical(id="revops"):
+                yield Static("Loading open handoff exceptions and feedback…", id="revops-head")
+                yield DealGrid(EXCEPTION_COLUMNS, id="open-exceptions")
+                yield DealGrid(FEEDBACK_COLUMNS, id="feedback")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -134,6 +159,9 @@ class ReviewScreen(Screen[None]):
         self.query_one("#detail-box").border_title = "Inspection"
         self.query_one("#weeks").border_title = "Week by week: the deal then, and what the inspection said"
         self.query_one("#changes").border_title = "Changes recorded"
+        self.query_one("#open-exceptions").border_title = (
+            "Open handoff exceptions · earliest due first · enter: handoff · h: history")
+        self.query_one("#feedback").border_title = "Post-sale feedback patterns · repeated first · enter: handoff"
         self.query_one("#sessions", DealGrid).empty_text = "Loading…"
         self.query_one("#findings", DealGrid).empty_text = "Loading…"
         self.app.sub_title = "Review · read-only" if self.services.read_only else "Review"
@@ -166,6 +194,12 @@ class ReviewScreen(Screen[None]):
         except KeyError:
             raise LookupError(f"No deal {deal_id} in this store") from None
         self.post_message(self.HistoryLoaded(history))
+
+    @work(thread=True, exclusive=True, group="review-revops", exit_on_error=False)
+    def load_revops(self) -> None:
+        store = self.services.store
+        self.post_message(self.RevOpsLoaded(rv.handoff_exceptions(store, self.services.clock.today()),
+                                            rv.feedback_pattern_rows(store, self.services.playbook)))
 
     @on(Worker.StateChanged)
     def report_failure(self, event: Worker.StateChanged) -> None:
@@ -327,8 +361,10 @@ class ReviewScreen(Screen[None]):
     def action_history(self) -> None:
         deal_id = self._highlighted_deal()
         if deal_id is None:
-            self.notify("Highlight an inspection first", severity="warning")
+            self.notify("Highlight an inspection first" if self.view == "log" else "Highlight a deal's row first",
+                        severity="warning")
             return
+        self.history_from = self.view if self.view != "history" else self.history_from
         self.query_one("#history-head", Static).update(Content("Loading the deal's history…"))
         self.query_one("#patterns", Static).update(Content(""))
         self._show_view("history")
@@ -377,6 +413,12 @@ class ReviewScreen(Screen[None]):
         self.query_one("#views", ContentSwitcher).current = name
         if name == "history":
             self.query_one("#weeks", DealGrid).focus()
+        elif name == "revops":
+            self.app.sub_title = "Review · handoff exceptions and feedback"
+            exceptions = self.query_one("#open-exceptions", DealGrid)
+            feedback = self.query_one("#feedback", DealGrid)
+            if not feedback.has_focus:
+                exceptions.focus()
         else:
             self.app.sub_title = "Review · read-only" if self.services.read_only else "Review"
             self.query_one("#findings", DealGrid).focus()
@@ -387,6 +429,8 @@ class ReviewScreen(Screen[None]):
         return self.query_one("#views", ContentSwitcher).current or "log"
 
     def _highlighted_deal(self) -> int | None:
+        if self.view == "revops":
+            return self._revops_deal()
         key = self.query_one("#findings", DealGrid).cursor_key
         f = self.findings.get(key) if key is not None else None
         return f.deal_id if f else None
@@ -397,15 +441,79 @@ class ReviewScreen(Screen[None]):
             return self.history.deal_id
         return self._highlighted_deal()
 
+    # -- across deals: open handoff exceptions and feedback patterns ------------------------------
+    def action_revops(self) -> None:
+        if self.view == "revops":
+            self._show_view("log")
+            return
+        self.query_one("#revops-head", Static).update(
+            Content("Loading open handoff exceptions and feedback…"))
+        self._show_view("revops")
+        self.load_revops()
+
+    @on(RevOpsLoaded)
+    def show_revops(self, message: RevOpsLoaded) -> None:
+        exceptions, patterns = message.exceptions, message.patterns
+        overdue = sum(x.overdue for x in exceptions)
+        repeated = sum(p.repeated for p in patterns)
+        self.query_one("#revops-head", Static).update(Content.assemble(
+            styled("[b]$n[/b] open handoff exceptions · [b $warning]$overdue[/] overdue · "
+                   "[b]$cats[/b] feedback categories, [b]$repeated[/b] repeated",
+                   n=len(exceptions), overdue=overdue, cats=len(patterns), repeated=repeated),
+            Content.from_markup("  [dim]enter handoff · h history · e/esc back[/dim]")))
+        grid = self.query_one("#open-exceptions", DealGrid)
+        grid.empty_text = "No open handoff exceptions"
+        self.exception_deals = {x.exception_id: x.deal_id for x in exceptions}
+        grid.set_rows([(x.due_date.isoformat() if x.due_date else "no date",
+                        f"{x.overdue_days}d" if x.overdue else "", x.deal, x.missing_item,
+                        x.owner or "no owner", x.risk or "-", f"{x.age_days}d") for x in exceptions],
+                      [x.exception_id for x in exceptions])
+        grid.set_row_styles({x.exception_id: "warn" for x in exceptions if x.overdue})
+        feedback = self.query_one("#feedback", DealGrid)
+        feedback.empty_text = "No post-sale feedback recorded"
+        rows, styles = [], {}
+        self.feedback_deals = []
+        for p in patterns:
+            for i, d in enumerate(p.deals):
+                key = len(self.feedback_deals)
+                self.feedback_deals.append(d.deal_id)
+                first = i == 0
+                rows.append((p.label if first else "", str(p.items) if first else "",
+                             str(len(p.deals)) if first else "", d.deal, str(d.items),
+                             d.last_at.date().isoformat() if d.last_at else "-"))
+                if p.repeated:
+                    styles[key] = "warn"
+        feedback.set_rows(rows, list(range(len(rows))))
+        feedback.set_row_styles(styles)
+
+    def _revops_deal(self) -> int | None:
+        feedback = self.query_one("#feedback", DealGrid)
+        if feedback.has_focus:
+            key = feedback.cursor_key
+            return self.feedback_deals[key] if key is not None and key < len(self.feedback_deals) else None
+        key = self.query_one("#open-exceptions", DealGrid).cursor_key
+        return self.exception_deals.get(key) if key is not None else None
+
+    @on(DealGrid.RowSelected, "#open-exceptions")
+    @on(DealGrid.RowSelected, "#feedback")
+    def revops_selected(self, message: DealGrid.RowSelected) -> None:
+        message.grid.focus()
+        if self._revops_deal() is not None:
+            self.app.action_open("handoff")
+
     # -- keys ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        log_only = {"focus_filters", "overstated", "clear_filters", "focus_sessions", "focus_findings", "history"}
+        log_only = {"focus_filters", "overstated", "clear_filters", "focus_sessions", "focus_findings"}
         if action in log_only and self.is_mounted and self.view != "log":
+            return False
+        if action == "history" and self.is_mounted and self.view == "history":
             return False
         return True
 
     def action_back(self) -> None:
         if self.view == "history":
+            self._show_view(self.history_from)
+        elif self.view == "revops":
             self._show_view("log")
         elif self.session_id is not None:
             self.session_id = None
@@ -441,5 +549,7 @@ class ReviewScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load_log(self.filters)
+        if self.view == "revops":
+            self.load_revops()
         if self.view == "history" and self.history is not None:
             self.load_history(self.history.deal_id)

@@ -1,4 +1,5 @@
-"""Looks of the RevOps screens: the Review log, one deal's history, the Dashboard and a drill-down.
+"""Looks of the RevOps screens: the Review log, one deal's history, open handoff exceptions and feedback
+patterns, the Dashboard and a drill-down.
 
 The demo with 8 past weeks of finished inspections, fixed clock (2026-12-03 via the `clock`
 fixture), 120x40, workers settled. Update with `--snapshot-update` and read the SVGs.
@@ -82,6 +83,40 @@ def test_dashboard_drill_down(review_services, snap_compare):
         await settle(pilot)
         pilot.app.screen.query_one("#chart-stage_aging").focus()
         await pilot.press("down", "enter")  # Discovery
+        await settle(pilot)
+
+    assert snap_compare(InspectorApp(review_services), terminal_size=SIZE, run_before=run_before)
+
+
+def test_review_revops_exceptions_and_feedback(review_services, snap_compare):
+    """`e`: open handoff exceptions (overdue highlighted) and feedback patterns, repeated first;
+    a deal with a hostile name, an owner with markup and two feedback items of one category."""
+    from datetime import datetime, timezone
+
+    from inspector.storage.handoffs import Handoffs
+
+    now = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
+    svc = review_services
+    ho = Handoffs(svc.store, svc.playbook)
+    deal = next(c.id for c in ho.candidates() if c.status == "open" and c.handoff_status == "")
+    with svc.store.engine.begin() as conn:
+        conn.execute(text("UPDATE deal SET name = :n WHERE id = :d"), {"n": "[@click=app.quit]x[/] Deal [/foo",
+                                                                         "d": deal})
+    ho.add_exceptions(deal, ["Correct billing entity"], owner="Dana [/x] Ortiz", due_date=date(2026, 11, 20),
+                      risk="Invoice to the wrong entity", actor=svc.actor, now=now)
+    gaps = [g.label for g in ho.review(deal, TODAY).uncovered]
+    if gaps:
+        ho.add_exceptions(deal, gaps, owner="Dana [/x] Ortiz", due_date=date(2026, 12, 20), risk="Kickoff slips",
+                          actor=svc.actor, now=now)
+    ho.submit(deal, expected_status="draft", actor=svc.actor, now=now, today=TODAY, close_won=True)
+    for note in ("Took three months", "Needed a partner"):
+        ho.add_feedback(deal, "implementation_underestimated", note, actor="CS Lead", now=now)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.app.push_screen(ReviewScreen(review_services))
+        await settle(pilot)
+        await pilot.press("e")
         await settle(pilot)
 
     assert snap_compare(InspectorApp(review_services), terminal_size=SIZE, run_before=run_before)

@@ -1,9 +1,10 @@
 """Pilot tests of the Review screen on the seeded demo (8 past weeks of finished inspections):
 a reviewer filters to one manager's overstated deals and opens one deal's history; hostile
-deal names show literally; the screen opens on a deal's history and works read-only."""
+deal names show literally; the screen opens on a deal's history and works read-only; RevOps
+sees open handoff exceptions and feedback patterns across deals and opens a deal from them."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 from sqlalchemy import text
@@ -13,9 +14,11 @@ from textual.worker import WorkerCancelled
 from inspector import demo
 from inspector import review as rv
 from inspector.screens.app import InspectorApp
+from inspector.screens.handoff_screen import HandoffScreen
 from inspector.screens.review_filter_modal import ReviewFilterModal
 from inspector.screens.review_screen import ReviewScreen
 from inspector.services import build_services
+from inspector.storage.handoffs import Handoffs
 from inspector.widgets.deal_grid import DealGrid
 
 TODAY = date(2026, 12, 3)
@@ -200,3 +203,99 @@ async def test_opens_on_a_deals_history_read_only(review_services, tmp_path):
         assert screen.view == "log"
         assert app.return_code is None
     ro.store.engine.dispose()
+
+
+# -- RevOps across deals: open handoff exceptions and feedback patterns (issue 6) -------------------
+NOW = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
+DUE = date(2026, 11, 20)  # overdue on the fixed clock's day
+OWNER = "Dana [/x] Ortiz"
+
+
+def seed_handoff_gaps(svc) -> tuple[int, list[int]]:
+    """A deal closed won with open exceptions (one named, one per remaining gap) and two
+    post-sale feedback items of one category: (deal id, exception ids)."""
+    ho = Handoffs(svc.store, svc.playbook)
+    deal = next(c.id for c in ho.candidates() if c.status == "open" and c.handoff_status == "")
+    rename(svc.store, deal, HOSTILE[0])
+    ids = ho.add_exceptions(deal, ["Correct billing entity"], owner=OWNER, due_date=DUE,
+                            risk="Invoice goes to the wrong entity", actor=svc.actor, now=NOW)
+    gaps = [g.label for g in ho.review(deal, TODAY).uncovered]
+    if gaps:
+        ids += ho.add_exceptions(deal, gaps, owner=OWNER, due_date=date(2026, 12, 20), risk="Kickoff slips",
+                                 actor=svc.actor, now=NOW)
+    ho.submit(deal, expected_status="draft", actor=svc.actor, now=NOW, today=TODAY, close_won=True)
+    for note in ("Took three months, not one", "Needed a partner to implement"):
+        ho.add_feedback(deal, "implementation_underestimated", note, actor="CS Lead", now=NOW)
+    return deal, ids
+
+
+async def test_revops_sees_open_handoff_exceptions_and_feedback_patterns(review_services):
+    deal, exception_ids = seed_handoff_gaps(review_services)
+    store = review_services.store
+    expected = rv.handoff_exceptions(store, TODAY)
+    app = InspectorApp(review_services)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_review(app, pilot, review_services)
+        binding = screen.active_bindings["e"]
+        assert binding.binding.show and binding.binding.description == "Exceptions" and binding.enabled
+
+        await pilot.press("e")
+        await settle(pilot)
+        assert screen.view == "revops"
+        grid = screen.query_one("#open-exceptions", DealGrid)
+        assert app.screen.focused is grid
+        assert grid.row_count == len(expected) and set(exception_ids) <= set(screen.exception_deals)
+        head = plain(app, "#revops-head")
+        overdue = sum(x.overdue for x in expected)
+        assert f"{len(expected)} open handoff exceptions · {overdue} overdue" in head
+        # earliest due first; the overdue rows are highlighted
+        lines = grid_lines(grid)
+        assert [line.split()[0] for line in lines] == [x.due_date.isoformat() for x in expected[:len(lines)]]
+        named = next(line for line in lines if "Correct billing entity" in line)
+        assert named.split()[:2] == [DUE.isoformat(), "13d"] and OWNER in named and HOSTILE[0][:10] in named
+        assert grid._row_styles[exception_ids[0]] == "warn"
+        assert all(grid._row_styles.get(x.exception_id) == ("warn" if x.overdue else None) for x in expected)
+
+        # feedback: one row per category and deal, repeated categories first
+        feedback = screen.query_one("#feedback", DealGrid)
+        patterns = rv.feedback_pattern_rows(store, review_services.playbook)
+        assert [p.repeated for p in patterns] == sorted((p.repeated for p in patterns), reverse=True)
+        assert feedback.row_count == sum(len(p.deals) for p in patterns)
+        fb_lines = grid_lines(feedback)
+        ours = next(i for i, line in enumerate(fb_lines) if line.startswith(" Implementation effort was underestimated"))
+        assert fb_lines[ours][41:53].split() == ["2", "1"] and HOSTILE[0][:10] in fb_lines[ours]  # items, deals
+        assert feedback._row_styles[ours] == "warn"  # repeated
+        assert screen.feedback_deals[ours] == deal
+
+        # Enter on an exception opens the deal's Handoff screen
+        grid.move_cursor_to_key(exception_ids[0])
+        await settle(pilot)
+        assert screen.current_deal_id() == deal
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, HandoffScreen) and app.screen.deal_id == deal
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen and screen.view == "revops"
+
+        # h on a feedback row opens the deal's history; Esc comes back to the RevOps list
+        feedback.focus()
+        feedback.move_cursor_to_key(ours)
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        assert screen.view == "history" and screen.current_deal_id() == deal
+        assert HOSTILE[0] in plain(app, "#history-head")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen.view == "revops"
+        # Enter on a feedback row opens the Handoff screen too
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, HandoffScreen) and app.screen.deal_id == deal
+        await pilot.press("escape")
+        await settle(pilot)
+        # e (or Esc) goes back to the log
+        await pilot.press("e")
+        await settle(pilot)
+        assert screen.view == "log" and app.return_code is None
