@@ -68,8 +68,9 @@ class HandoffScreen(Screen[None]):
         Binding("m", "export", "Export", tooltip="Write the handoff packet as Markdown"),
         Binding("v", "toggle_view", "Packet/review", show=False,
                 tooltip="Switch the left panel between the closed-won review and the handoff packet"),
-        Binding("R", "revops", "RevOps", show=False, tooltip="Open exceptions and feedback patterns, all deals"),
         Binding("escape", "leave", "Back"),
+        # last, so that at 120 columns a crowded footer (won, with deal-desk approvals) cuts this, not Back
+        Binding("R", "revops", "RevOps", tooltip="Open exceptions and feedback patterns, all deals"),
     ]
 
     @dataclass
