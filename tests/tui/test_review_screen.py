@@ -262,7 +262,8 @@ async def test_revops_sees_open_handoff_exceptions_and_feedback_patterns(review_
         assert [p.repeated for p in patterns] == sorted((p.repeated for p in patterns), reverse=True)
         assert feedback.row_count == sum(len(p.deals) for p in patterns)
         fb_lines = grid_lines(feedback)
-        ours = next(i for i, line in enumerate(fb_lines) if line.startswith(" Implementation effort was underestimated"))
+        ours = next(i for i, line in enumerate(fb_lines)
+                    if line.startswith(" Implementation effort was underestimated"))
         assert fb_lines[ours][41:53].split() == ["2", "1"] and HOSTILE[0][:10] in fb_lines[ours]  # items, deals
         assert feedback._row_styles[ours] == "warn"  # repeated
         assert screen.feedback_deals[ours] == deal
