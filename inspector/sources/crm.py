@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Protocol
 
 from inspector.money import to_minor
@@ -100,9 +101,19 @@ def parse_dt(value: Any) -> datetime | None:
     """ISO-8601 (Z, +00:00 or Salesforce's +0000), date-only, or epoch milliseconds -> UTC."""
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, str):
+        return _parse_dt_text(value)
+    if isinstance(value, (int, float)):
         return datetime.fromtimestamp(int(value) / 1000.0, tz=timezone.utc)
-    text = str(value).strip().replace("Z", "+00:00")
+    return _parse_dt_text(str(value))
+
+
+@lru_cache(maxsize=65536)
+def _parse_dt_text(value: str) -> datetime | None:
+    """parse_dt for text (cached: a CRM page repeats the same timestamps many times)."""
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000.0, tz=timezone.utc)
+    text = value.strip().replace("Z", "+00:00")
     text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text)
     try:
         moment = datetime.fromisoformat(text)
