@@ -1,0 +1,271 @@
+"""Benchmark the CRM sync (issue 4): full sync, a bare httpx loop over the same calls, incremental.
+
+Run: python tests/bench/bench_sync.py [--deals 100000] [--repeat 3] [--profile]
+(not a pytest test; prints a table, asserts nothing)
+
+The HubSpot emulator (tests/emulators) runs in its own process on 127.0.0.1 (an ephemeral
+port), seeded with N deals, each with property history and 5 activities (a call, an email,
+a meeting, a note, a task) and a company. Measured, each `--repeat` times (median shown):
+
+* full sync: `sync_source(store, playbook, HubSpotSource(...), full=True)` (what
+  `inspector sync hubspot --full` runs) into a fresh SQLite store, in deals/s;
+* a bare httpx loop making the same calls (deals list pages of 50 with history and inline
+  associations, the companies and engagement batch reads, pipelines, owners, the total
+  estimate), decoding each JSON body and nothing else; the emulator counts the requests of
+  both, so the table shows they are the same; ratio sync / bare (target ≤ 1.5x);
+* incremental sync after 1% of the deals change in the emulator (target < 5% of the full
+  sync's time).
+
+Client-side pacing is off (rate=None) so the numbers measure the code, not the 10 req/s
+pacing; the note column gives the paced lower bound (requests / 10 per s, searches / 4 per s)
+that a real HubSpot portal would impose.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+NOW = datetime(2026, 12, 3, 9, tzinfo=timezone.utc)
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def row(name: str, value: str, target: str, note: str = "") -> None:
+    ROWS.append((name, value, target, note))
+    print(f"  {name:<52} {value:>14}   target {target:<8} {note}", flush=True)
+
+
+# -- the emulator, in its own process ------------------------------------------------------------
+def _emulator_main(conn, deals: int) -> None:
+    import re
+
+    from tests.emulators.hubspot import HubSpotEmulator
+
+    t = time.perf_counter()
+    emu = HubSpotEmulator(deals=deals, activities=5, daily_limit=10_000_000)
+    conn.send((emu.url, emu.token, time.perf_counter() - t))
+    step = 0
+    while True:
+        cmd, *args = conn.recv()
+        if cmd == "counts":  # requests since the last call, by method and path (ids folded)
+            with emu.lock:
+                seen, emu.seen = emu.seen, []
+            conn.send(dict(Counter(f"{s.method} {re.sub(r'/[0-9]+(?=/|$)', '/{id}', s.path)}" for s in seen)))
+        elif cmd == "modify":  # a share of the deals edited by reps: amount up, close date pushed
+            share = args[0]
+            every = max(1, round(1 / share))
+            step += 1
+            ids = emu.order[step % every::every]
+            for did in ids:
+                p = emu.deals[did].props
+                emu.modify(did, amount=str(int(float(p["amount"] or 0)) + 500),
+                           closedate=(datetime.fromisoformat(p["closedate"].replace("Z", "+00:00"))
+                                      + timedelta(days=14)).strftime("%Y-%m-%dT00:00:00Z"))
+            conn.send(len(ids))
+        elif cmd == "close":
+            emu.close()
+            conn.send(None)
+            return
+
+
+class Emu:
+    def __init__(self, deals: int) -> None:
+        ctx = mp.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_emulator_main, args=(child, deals), daemon=True)
+        self.proc.start()
+        self.url, self.token, self.seed_s = self.conn.recv()
+
+    def call(self, *cmd):
+        self.conn.send(cmd)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        self.call("close")
+        self.proc.join(10)
+
+
+# -- the two clients -------------------------------------------------------------------------------
+def connector(emu: Emu, playbook):
+    from inspector.secrets import Secret
+    from inspector.sources.http import CrmHttp
+    from inspector.sources.hubspot import HubSpotSource
+
+    http = CrmHttp("hubspot", emu.url, Secret(emu.token), rate=None, search_rate=None)
+    return HubSpotSource(http, playbook)
+
+
+def bare_hubspot(url: str, token: str, page_size: int = 50) -> int:
+    """The same calls as HubSpotSource's full sync with plain httpx: JSON decoded, nothing kept."""
+    import httpx
+
+    from inspector.sources.hubspot import ASSOCIATIONS, DEALS, ENGAGEMENTS, HISTORY, PROPERTIES
+
+    deals = 0
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        c.post(f"{DEALS}/search", json={"limit": 1, "after": "0", "properties": list(PROPERTIES), "filterGroups": [],
+                                        "sorts": [{"propertyName": "hs_lastmodifieddate",
+                                                   "direction": "ASCENDING"}]}).json()
+        c.get("/crm/v3/pipelines/deals").json()
+        c.get("/crm/v3/owners", params={"limit": 500}).json()
+        after = None
+        while True:
+            params = {"limit": page_size, "properties": ",".join(PROPERTIES), "propertiesWithHistory": ",".join(HISTORY),
+                      "associations": ",".join(ASSOCIATIONS), "archived": "false"}
+            if after:
+                params["after"] = after
+            data = c.get(DEALS, params=params).json()
+            objs = data.get("results", [])
+            deals += len(objs)
+            links = {k: [x["id"] for o in objs for x in ((o.get("associations") or {}).get(k) or {}).get("results", [])]
+                     for k in ASSOCIATIONS}
+            firsts = [((o.get("associations") or {}).get("companies") or {}).get("results", [])[:1] for o in objs]
+            companies = list(dict.fromkeys(x["id"] for f in firsts for x in f))
+            for i in range(0, len(companies), 100):
+                c.post("/crm/v3/objects/companies/batch/read",
+                       json={"inputs": [{"id": x} for x in companies[i:i + 100]], "properties": ["name"]}).json()
+            for kind, (_k, props, _s) in ENGAGEMENTS.items():
+                ids = list(dict.fromkeys(links[kind]))
+                for i in range(0, len(ids), 100):
+                    c.post(f"/crm/v3/objects/{kind}/batch/read",
+                           json={"inputs": [{"id": x} for x in ids[i:i + 100]], "properties": list(props)}).json()
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return deals
+
+
+# -- the measures -----------------------------------------------------------------------------------
+def _fresh(tmp: Path, tag: str):
+    from inspector.services import build_services
+
+    db = tmp / f"sync-{tag}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return build_services(db, actor="bench")
+
+
+def _paced(counts: dict[str, int]) -> float:
+    total = sum(counts.values())
+    searches = sum(v for k, v in counts.items() if k.endswith("/search"))
+    return max(total / 10.0, searches / 4.0)
+
+
+def _fmt_counts(counts: dict[str, int]) -> str:
+    short = {}
+    for k, v in counts.items():
+        name = k.split(" ", 1)[1].replace("/crm/v3/objects/", "").replace("/crm/v4/associations/deals/", "assoc ")
+        short[name] = short.get(name, 0) + v
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(short.items(), key=lambda kv: -kv[1])[:6])
+
+
+def run(tmp: Path, deals: int, repeat: int, profile: bool = False) -> None:
+    from inspector.playbook import load_playbook
+    from inspector.sync import sync_source
+
+    pb = load_playbook()
+    emu = Emu(deals)
+    print(f"    HubSpot emulator: {deals:,} deals × (history, 5 activities, a company) at {emu.url}, "
+          f"seeded in {emu.seed_s:.1f} s (own process)", flush=True)
+    try:
+        fulls, bares, incs = [], [], []
+        full_counts = bare_counts = inc_counts = {}
+        status = inc = None
+        changed = 0
+        svc = None
+        for k in range(repeat):
+            if svc is not None:
+                svc.store.engine.dispose()
+            svc = _fresh(tmp, f"hubspot-{k}")
+            emu.call("counts")
+            src = connector(emu, pb)
+            t = time.perf_counter()
+            status = sync_source(svc.store, pb, src, full=True, now=NOW + timedelta(hours=k))
+            fulls.append(time.perf_counter() - t)
+            src.close()
+            full_counts = emu.call("counts")
+
+            t = time.perf_counter()
+            bare_deals = bare_hubspot(emu.url, emu.token)
+            bares.append(time.perf_counter() - t)
+            bare_counts = emu.call("counts")
+
+            changed = emu.call("modify", 0.01)
+            emu.call("counts")
+            src = connector(emu, pb)
+            t = time.perf_counter()
+            inc = sync_source(svc.store, pb, src, full=False, now=NOW + timedelta(hours=k, minutes=30))
+            incs.append(time.perf_counter() - t)
+            src.close()
+            inc_counts = emu.call("counts")
+        full, bare, incr = statistics.median(fulls), statistics.median(bares), statistics.median(incs)
+        n_full, n_bare = sum(full_counts.values()), sum(bare_counts.values())
+        runs = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
+        row(f"HubSpot full sync, {status.deals:,} deals", f"{status.deals / full:,.0f} deals/s", "-",
+            f"{full:.1f} s, median of {repeat} (runs {runs(fulls)} s) · {status.pages:,} pages, "
+            f"{status.activities:,} activities, {status.changes:,} history rows")
+        row("  requests the sync made (emulator count)", f"{n_full:,}", "-", _fmt_counts(full_counts))
+        row("  bare httpx loop, same calls", f"{bare_deals / bare:,.0f} deals/s", "-",
+            f"{bare:.1f} s (runs {runs(bares)} s) · {n_bare:,} requests"
+            + ("" if n_bare == n_full else f" (sync made {n_full:,})"))
+        row("  sync time / bare loop time", f"{full / bare:.2f}x", "≤ 1.5x",
+            "both unpaced against the same emulator process")
+        row(f"HubSpot incremental sync, {changed:,} deals (1%) changed", f"{incr:.2f} s", "-",
+            f"median of {repeat} (runs {' / '.join(f'{x:.2f}' for x in incs)} s) · {inc.deals:,} deals read, "
+            f"{inc.updated:,} updated, {inc.changes:,} history rows · {sum(inc_counts.values()):,} requests")
+        row("  incremental / full sync time", f"{incr / full:.1%}", "< 5%",
+            f"paced at production rates: full ≥ {_paced(full_counts) / 60:.0f} min, "
+            f"incremental ≥ {_paced(inc_counts):.0f} s ({_paced(inc_counts) / _paced(full_counts):.1%})")
+        if profile:
+            import cProfile
+            import pstats
+
+            svc.store.engine.dispose()
+            svc = _fresh(tmp, "hubspot-profile")
+            src = connector(emu, pb)
+            prof = cProfile.Profile()
+            prof.enable()
+            sync_source(svc.store, pb, src, full=True, now=NOW)
+            prof.disable()
+            src.close()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        if svc is not None:
+            svc.store.engine.dispose()
+    finally:
+        emu.close()
+
+
+def run_from_run_all(tmp: Path, deals: int) -> None:
+    """One call from tests/bench/run_all.py."""
+    run(tmp, deals, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--deals", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile one more full sync (top functions)")
+    parser.add_argument("--keep", type=Path, help="write the stores into this directory")
+    args = parser.parse_args()
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="inspector-bench-sync-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    print(f"Inspector sync benchmarks · {os.cpu_count()} cores · load {os.getloadavg()[0]:.2f} · "
+          f"Python {sys.version.split()[0]} · {tmp}")
+    run(tmp, args.deals, args.repeat, args.profile)
+    print("\n| measure | value | target | note |\n|---|---|---|---|")
+    for name, value, target, note in ROWS:
+        print(f"| {name.strip()} | {value} | {target} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
