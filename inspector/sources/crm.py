@@ -152,7 +152,10 @@ def plain(text: Any, limit: int = 200) -> str:
     """Readable one-paragraph summary from CRM text (HTML bodies of notes and emails)."""
     if text is None:
         return ""
-    s = re.sub(r"<(br|/p|/div|/li)\s*/?>", "\n", str(text), flags=re.I)
+    s = str(text)
+    if "<" not in s and "&" not in s:  # no markup, no entities: the common call title or subject
+        return " ".join(s.split())[:limit]
+    s = re.sub(r"<(br|/p|/div|/li)\s*/?>", "\n", s, flags=re.I)
     s = html.unescape(re.sub(r"<[^>]+>", "", s))
     s = " ".join(s.split())
     return s[:limit]

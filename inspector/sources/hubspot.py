@@ -276,13 +276,22 @@ class HubSpotSource:
             crm_updated_at=parse_dt(p.get("hs_lastmodifieddate") or obj.get("updatedAt")),
             extras=extras, history=history, activities=activities)
 
+    def _history_stage(self, v: str | None) -> str | None:
+        """A stage id in the history to a playbook key (cached: a portal has a few dozen stages)."""
+        if not v:
+            return None
+        cache = self.__dict__.setdefault("_stage_keys", {})
+        if v not in cache:
+            stages = self.stages()
+            cache[v] = map_stage(self.pb, v, stages[v].label if v in stages else "",
+                                 stages[v].probability if v in stages else None,
+                                 stages[v].closed if v in stages else None)
+        return cache[v]
+
     def _history(self, with_history: dict[str, list[dict]], currency: str) -> list[HistoryItem]:
-        stages = self.stages()
         out: list[HistoryItem] = []
         convert = {
-            "dealstage": ("stage", lambda v: map_stage(self.pb, v, stages[v].label if v in stages else "",
-                                                       stages[v].probability if v in stages else None,
-                                                       stages[v].closed if v in stages else None) if v else None),
+            "dealstage": ("stage", self._history_stage),
             "amount": ("amount_minor", lambda v: str(parse_minor(v, currency)) if v not in (None, "") else None),
             "closedate": ("close_date", lambda v: d.isoformat() if (d := parse_date(v)) else None),
             "hs_manual_forecast_category": ("forecast_category", lambda v: map_category(self.pb, v) if v else None),
