@@ -1,11 +1,12 @@
 """Benchmarks for the foundation and the inspection walk. Prints tables; asserts nothing.
 
-    python tests/bench/run_all.py [--deals 100000] [--keep DIR]
+    python tests/bench/run_all.py [--deals 100000] [--keep DIR] [--only app|governance|import|sync ...]
 
 Measures, on a seeded store of N demo deals (history and activities included):
 seeding, cold start to an interactive Pipeline (subprocess, headless driver, peak RSS),
 filter keystroke / cursor down / page down at N rows, headless command latency, and
-opening the Inspect screen on a deal with 500 activities.
+opening the Inspect screen on a deal with 500 activities; then the governance benchmarks
+(issue 5), the CSV import of 100k rows and the HubSpot sync of N deals (issue 4).
 """
 from __future__ import annotations
 
@@ -207,6 +208,12 @@ async def bench_inspect_open(tmp: Path) -> None:
         "< 150 ms", "key press → loaded and painted, median of 7")
 
 
+def _run(module, call) -> None:
+    """Run one benchmark module; its rows join the table printed at the end."""
+    call(module)
+    ROWS.extend(module.ROWS)
+
+
 async def quiet_wait(app) -> None:
     from textual.worker import WorkerCancelled
 
@@ -220,18 +227,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, help="reuse/keep the seeded database in this directory")
+    parser.add_argument("--only", action="append", choices=("app", "governance", "import", "sync"),
+                        help="run only these groups (repeatable; default: all)")
     args = parser.parse_args()
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="inspector-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     db = tmp / f"bench-{args.deals}.db"
     print(f"Inspector benchmarks · {os.cpu_count()} cores · Python {sys.version.split()[0]} · {tmp}")
-    if not db.exists():
-        bench_seed(db, args.deals)
-    bench_cold_start(db)
-    asyncio.run(bench_interaction(db))
-    bench_headless()
-    asyncio.run(bench_inspect_open(tmp))
-    __import__("bench_governance").run_from_run_all(tmp, args.deals)  # issue 5: dashboard, report, review
+    if not args.only or "app" in args.only:
+        if not db.exists():
+            bench_seed(db, args.deals)
+        bench_cold_start(db)
+        asyncio.run(bench_interaction(db))
+        bench_headless()
+        asyncio.run(bench_inspect_open(tmp))
+    if not args.only or "governance" in args.only:
+        _run(__import__("bench_governance"), lambda m: m.run_from_run_all(tmp, args.deals))  # issue 5: dashboard, report, review
+    if not args.only or "import" in args.only:
+        _run(__import__("bench_import"), lambda m: m.run_from_run_all(tmp))  # issue 4: CSV import, 100k rows
+    if not args.only or "sync" in args.only:
+        _run(__import__("bench_sync"), lambda m: m.run_from_run_all(tmp, args.deals))  # issue 4: HubSpot sync vs bare httpx
     print("\n| measure | value | target | note |\n|---|---|---|---|")
     for name, value, target, note in ROWS:
         print(f"| {name.strip()} | {value} | {target} | {note} |")
