@@ -64,6 +64,26 @@ def _call(rep: str, mgr: str) -> str:
     return f"{rep_s}→{mgr_s}"
 
 
+CHANGE_FIELDS = {"amount_minor": "amount", "close_date": "close date", "forecast_category": "category",
+                 "stage": "stage", "created": "created in stage"}
+
+
+def _change_value(pb, field: str, value: str | None, currency: str) -> str:  # noqa: ANN001
+    """A recorded change's old/new value as the manager reads it: labels and money, not keys."""
+    if value in (None, ""):
+        return "-"
+    if field in ("stage", "created"):
+        return pb.stage_label(value)
+    if field == "forecast_category":
+        return pb.category_label(value)
+    if field == "amount_minor":
+        try:
+            return format_money(int(value), currency)
+        except ValueError:
+            return value
+    return value
+
+
 def _flags(f: rv.FindingRow) -> str:
     out = ""
     if f.forecast_call == "commit" and (f.commit_criteria_met is False or f.commit_exception.strip()):
@@ -155,7 +175,7 @@ class ReviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#sessions").border_title = "Sessions · enter: only this session"
-        self.query_one("#findings").border_title = "Inspections · enter: deal history"
+        self.query_one("#findings").border_title = "Inspections · enter: deal history · ! E commit exception, R risk, ≠ call differs"
         self.query_one("#detail-box").border_title = "Inspection"
         self.query_one("#weeks").border_title = "Week by week: the deal then, and what the inspection said"
         self.query_one("#changes").border_title = "Changes recorded"
@@ -404,8 +424,9 @@ class ReviewScreen(Screen[None]):
                               if w.stage_verdict == "overstated" or w.close_date_verdict == "not_credible"})
         changes = self.query_one("#changes", DealGrid)
         changes.empty_text = "No changes recorded"
-        changes.set_rows([(c.at.date().isoformat(), c.field, c.old or "-", c.new or "-", c.source)
-                          for c in h.changes], list(range(len(h.changes))))
+        changes.set_rows([(c.at.date().isoformat(), CHANGE_FIELDS.get(c.field, c.field),
+                           _change_value(pb, c.field, c.old, h.currency), _change_value(pb, c.field, c.new, h.currency),
+                           c.source) for c in h.changes], list(range(len(h.changes))))
         if self.query_one("#views", ContentSwitcher).current == "history":
             weeks.focus()
 
