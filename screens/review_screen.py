@@ -175,7 +175,7 @@ class ReviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#sessions").border_title = "Sessions · enter: only this session"
-        self.query_one("#findings").border_title = "Inspections · enter: deal history · ! E commit exception, R risk, ≠ call differs"
+        self.query_one("#findings").border_title = "Inspections · enter: history · ! E exception, R risk, ≠ call changed"
         self.query_one("#detail-box").border_title = "Inspection"
         self.query_one("#weeks").border_title = "Week by week: the deal then, and what the inspection said"
         self.query_one("#changes").border_title = "Changes recorded"
