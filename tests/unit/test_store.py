@@ -336,13 +336,21 @@ def test_event_log_refuses_update_and_delete(services, sql):
     assert report.ok and report.count == 3
 
 
-def test_event_log_refuses_truncate_on_postgres(services):
-    if not is_pg(services):
-        pytest.skip("TRUNCATE is PostgreSQL only")
-    _append_three(services.store.engine)
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        with services.store.engine.begin() as conn:
-            conn.execute(text("TRUNCATE inspection_event"))
+@pytest.mark.postgres
+def test_event_log_refuses_truncate_on_postgres(pg_url, clock, playbook):
+    """TRUNCATE exists only on PostgreSQL (SQLite has no such statement to guard)."""
+    from inspector.services import build_services
+
+    svc = build_services(pg_url, clock=clock, playbook=playbook, actor="Test Manager")
+    try:
+        _append_three(svc.store.engine)
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            with svc.store.engine.begin() as conn:
+                conn.execute(text("TRUNCATE inspection_event"))
+        with svc.store.engine.connect() as conn:
+            assert verify_chain(conn).count == 3
+    finally:
+        svc.store.engine.dispose()
 
 
 def _disable_guards(conn) -> None:
