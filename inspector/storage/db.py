@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, text
 
 #: Alembic head revision; `ensure_schema` skips importing Alembic when the store is current.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -101,7 +101,7 @@ class Deal(SQLModel, table=True):
 
 class DealChange(SQLModel, table=True):
     __tablename__ = "deal_change"
-    __table_args__ = (Index("ix_deal_change_deal_at", "deal_id", "changed_at"),
+    __table_args__ = (Index("ix_deal_change_deal_field", "deal_id", "field", "changed_at", "old", "new"),
                       Index("ix_deal_change_at", "changed_at"),
                       Index("ix_deal_change_field_at", "field", "changed_at", "deal_id", "old", "new"))
     id: int | None = Field(default=None, primary_key=True)
