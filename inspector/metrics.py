@@ -704,19 +704,24 @@ def _trigger_sql(c: _Ctx, i: int, t) -> tuple[str, dict]:
 
 @_metric("deal_desk")
 def _deal_desk(c: _Ctx) -> tuple[MetricResult, Base]:
-    parts, params = [], {}
+    parts, params, flags = [], {}, []
     scope = (f"(d.status = 'open'{c.deal_scope()}) OR ({c.won_in_period()})")
     for i, t in enumerate(c.pb.deal_desk_triggers):
         cond, p = _trigger_sql(c, i, t)
         params.update(p)
         params[f"tk{i}"] = t.key
-        parts.append(f"SELECT d.id AS deal_id, :tk{i} AS bucket, "
-                     f"COALESCE(a.status, 'none') AS approval FROM deal d "
-                     f"LEFT JOIN approval a ON a.deal_id = d.id AND a.trigger_key = :tk{i} "
-                     f"WHERE ({scope}) AND ({cond})")
+        flags.append((f"CASE WHEN {cond} THEN 1 ELSE 0 END AS h{i}", cond))
+        parts.append(f"SELECT h.deal_id AS deal_id, :tk{i} AS bucket, "
+                     f"COALESCE(a.status, 'none') AS approval FROM hits h "
+                     f"LEFT JOIN approval a ON a.deal_id = h.deal_id AND a.trigger_key = :tk{i} "
+                     f"WHERE h.h{i} = 1")
     if not parts:
         return _result("deal_desk", "No deal-desk triggers in the playbook", ("Trigger",)), {}
-    base = " UNION ALL ".join(parts)
+    # one scan of the deals in scope evaluates every trigger (was one scan per trigger); the hits
+    # (usually a small share of the deals) are then unpivoted to (deal, trigger, approval)
+    hits = (f"SELECT d.id AS deal_id, {', '.join(f for f, _c in flags)} FROM deal d "
+            f"WHERE ({scope}) AND ({' OR '.join(f'({cond})' for _f, cond in flags)})")
+    base = f"WITH hits AS ({hits}) " + " UNION ALL ".join(parts)
     # one pass over the hits (deal, trigger, approval); counted here rather than in two queries
     agg: dict[str, list[int]] = {}
     open_deals: set = set()
