@@ -27,6 +27,7 @@ class Deal(SQLModel, table=True):
         Index("ix_deal_status_team", "status", "team"),
         Index("ix_deal_owner", "owner"),
         Index("ix_deal_status_close", "status", "close_date"),
+        Index("ix_deal_status_closed", "status", "closed_on"),
         Index("ix_deal_team_window", "team", "status", "created_on", "closed_on"),  # migration 0005
     )
     id: int | None = Field(default=None, primary_key=True)
