@@ -21,9 +21,10 @@ from inspector.services import Services
 from inspector.widgets.deal_grid import Column, DealGrid
 from inspector.widgets.text import styled, untrusted_line
 
-COLUMNS = [Column("deal", "Deal", 34), Column("rep", "Rep", 16), Column("team", "Team", 16),
-           Column("stage", "Stage", 14), Column("status", "Status", 6), Column("amount", "Amount", 8, "right"),
-           Column("detail", "Why it is here", 30)]
+#: why the deal is here comes right after its name, so a narrow terminal scrolls away the rest
+COLUMNS = [Column("deal", "Deal", 32), Column("detail", "Why it is here", 28), Column("amount", "Amount", 8, "right"),
+           Column("rep", "Rep", 16), Column("team", "Team", 16), Column("stage", "Stage", 14),
+           Column("status", "Status", 6)]
 
 
 class DrillModal(ModalScreen[None]):
@@ -82,8 +83,8 @@ class DrillModal(ModalScreen[None]):
         pb = self.services.playbook
         grid = self.query_one(DealGrid)
         grid.empty_text = "No deals behind this"
-        grid.set_rows([(d.name, d.owner, d.team, pb.stage_label(d.stage), d.status,
-                        format_compact(d.amount_minor, d.currency), d.detail) for d in message.deals],
+        grid.set_rows([(d.name, d.detail, format_compact(d.amount_minor, d.currency), d.owner, d.team,
+                        pb.stage_label(d.stage), d.status) for d in message.deals],
                       [d.deal_id for d in message.deals])
         more = " (the first 500)" if len(message.deals) >= 500 else ""
         self.query_one("#drill-count", Static).update(styled(
