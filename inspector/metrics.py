@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from inspector.money import format_compact
 from inspector.playbook import Playbook
 from inspector.storage.repo import Store, read_date
 
@@ -943,8 +944,8 @@ def _pipeline_by_stage(c: _Ctx) -> tuple[MetricResult, Base]:
         if vals:
             series[s.label] = [(w, vals.get(w, 0.0)) for w in weeks]
     total = sum(r[1] for r in rows)
-    res = _result("pipeline_by_stage", f"{sum(r[2] for r in rows)} open deals, {total / 100:,.0f} "
-                  "(face value)", ("Stage", "Amount", "Deals"), rows=rows, row_keys=keys,
+    res = _result("pipeline_by_stage", f"{sum(r[2] for r in rows)} open deals, "
+                  f"{format_compact(total, '')} at face value", ("Stage", "Amount", "Deals"), rows=rows, row_keys=keys,
                   values={"open_deals": sum(r[2] for r in rows), "open_amount": total},
                   series=series, chart="bars", bar_column=1)
     drill_sql = ("SELECT d.id AS deal_id, d.stage AS bucket, d.amount_minor AS sort_value, "
