@@ -217,10 +217,6 @@ def export() -> None:
 @click.pass_context
 def export_session(ctx: click.Context, session_id: int, fmt: str, output: Path | None) -> None:
     """Export inspection session ID with its audit anchor (event count, chain head)."""
-    import os
-    import re
-    import tempfile
-
     from inspector.exports import session_csv, session_markdown
     from inspector.inspect import session_summary
     from inspector.storage.inspections import Inspections, NotFound
@@ -238,31 +234,7 @@ def export_session(ctx: click.Context, session_id: int, fmt: str, output: Path |
         from inspector.reports import session_json
 
         body = session_json(summary, services.playbook)
-    if output is None:
-        if sys.stdout.isatty():  # outside text must not drive the terminal (escape sequences)
-            body = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]",
-                          "\ufffd", body)
-        click.echo(body, nl=False)
-        return
-    target = output.expanduser()
-    data = body.encode("utf-8-sig" if fmt == "csv" else "utf-8")  # BOM: Excel reads CSV as UTF-8
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    except OSError as exc:
-        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror})")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror})")
-    click.echo(f"Wrote {target} (session {session_id}, {len(summary.rows)} deals, "
-               f"{summary.event_count} events)", err=True)
+    _emit(body, output, fmt, f"session {session_id}, {len(summary.rows)} deals, {summary.event_count} events")
 
 
 def _emit(body: str, output: Path | None, fmt: str, what: str) -> None:
@@ -277,11 +249,12 @@ def _emit(body: str, output: Path | None, fmt: str, what: str) -> None:
                           "\ufffd", body)
         click.echo(body, nl=False)
         return
+    target = output.expanduser()
     try:
-        write_atomically(output, body.encode("utf-8-sig" if fmt == "csv" else "utf-8"))
+        write_atomically(target, body.encode("utf-8-sig" if fmt == "csv" else "utf-8"))
     except OSError as exc:
-        raise RuntimeFailure(f"{output}: cannot write ({exc.strerror})")
-    click.echo(f"Wrote {output} ({what})", err=True)
+        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror})")
+    click.echo(f"Wrote {target} ({what})", err=True)
 
 
 @export.command("log")
@@ -477,26 +450,7 @@ def review(ctx: click.Context, manager, team, rep, weeks, verdict, risk_type, ex
 # -- closed-won handoff packet and closed-lost (issue 6) -------------------------------------------
 def _print_or_write(body: str, output: Path | None, what: str) -> None:
     """Print `body` terminal-safe, or write it atomically to `output`."""
-    import os
-    import re
-    import tempfile
-
-    if output is None:
-        if sys.stdout.isatty():  # outside text must not drive the terminal (escape sequences)
-            body = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", "\ufffd", body)
-        click.echo(body, nl=False)
-        return
-    target = output.expanduser()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise RuntimeFailure(f"{target}: cannot write ({exc.strerror})")
-    click.echo(f"Wrote {target} ({what})", err=True)
+    _emit(body, output, "md", what)
 
 
 def _handoff_deal(services, ref: str) -> int:
