@@ -86,11 +86,13 @@ class Item:
     """One pipeline line. It is also the grid's row: cells are formatted on first access, so
     loading 100k deals builds no strings until a row scrolls into view."""
 
-    __slots__ = ("row", "findings", "change", "hay", "_cells", "_view")
+    __slots__ = ("row", "findings", "change", "hay", "tally", "_cells", "_view")
 
     def __init__(self, row: DealRow, findings: tuple[Finding, ...], change: ChangeSummary | None,
-                 hay: str, view: "PipelineView") -> None:
+                 hay: str, view: "PipelineView", bucket: str | None = None) -> None:
         self.row, self.findings, self.change, self.hay = row, findings, change, hay
+        #: what the summary line adds up: (amount, category bucket, flagged, changed)
+        self.tally = (row.amount_minor, bucket, bool(findings), bool(change is not None and change.any))
         self._cells: tuple[str, ...] | None = None
         self._view = view
 
@@ -117,6 +119,8 @@ class PipelineView:
         self.items: list[Item] = []
         self.by_id: dict[int, Item] = {}
         self._sorted: dict[tuple[str | None, bool], list[Item]] = {}
+        self._sorted_keys: dict[tuple[str | None, bool], list[int]] = {}
+        self._all_totals: dict[str, int] | None = None
         self._stage_label = {s.key: s.label for s in playbook.stages}
         self._cat_label = {c.key: c.label for c in playbook.forecast_categories}
 
@@ -124,16 +128,20 @@ class PipelineView:
              findings: Mapping[int, Sequence[Finding]] | None = None,
              changes: Mapping[int, ChangeSummary] | None = None) -> None:
         stage_label, cat_label = self._stage_label, self._cat_label
+        bucket_of = {c.key: c.bucket for c in self.playbook.forecast_categories}
         findings = findings or {}
         changes = changes or {}
         items = []
         for r in rows:
             hay = "\x00".join((r.name, r.account, r.owner, stage_label.get(r.stage, r.stage),
                                cat_label.get(r.forecast_category, r.forecast_category))).lower()
-            items.append(Item(r, tuple(findings.get(r.id, ())), changes.get(r.id), hay, self))
+            items.append(Item(r, tuple(findings.get(r.id, ())), changes.get(r.id), hay, self,
+                              bucket_of.get(r.forecast_category)))
         self.items = items
         self.by_id = {it.row.id: it for it in items}
         self._sorted = {}
+        self._sorted_keys = {}
+        self._all_totals = None
 
     def format_cells(self, it: Item) -> tuple[str, ...]:
         r = it.row
@@ -218,23 +226,40 @@ class PipelineView:
 
     def view(self, query: str, column: str | None, descending: bool) -> tuple[list[Item], list[int]]:
         """Rows (Item is row-like) and their keys, filtered by `query`, in the given order."""
-        items = self.filter(query, self.sorted_items(column, descending))
+        ordered = self.sorted_items(column, descending)
+        if not query.split():  # no filter: the cached order and its keys, no copies
+            keys = self._sorted_keys.get((column, descending))
+            if keys is None:
+                keys = self._sorted_keys[(column, descending)] = [it.row.id for it in ordered]
+            return ordered, keys
+        items = self.filter(query, ordered)
         return items, [it.row.id for it in items]
 
     def totals(self, ids: Iterable[int]) -> dict[str, int]:
-        """Sum of amounts by rep category bucket (minor units, mixed currencies summed as-is)."""
-        out = {"count": 0, "total": 0, "commit": 0, "best_case": 0, "pipeline": 0, "flagged": 0,
-               "changed": 0}
-        cats = self.playbook.category_by_key
-        for i in ids:
-            it = self.by_id[i]
-            out["count"] += 1
-            out["total"] += it.row.amount_minor
-            bucket = cats[it.row.forecast_category].bucket if it.row.forecast_category in cats else None
-            if bucket in out:
-                out[bucket] += it.row.amount_minor
-            out["flagged"] += bool(it.findings)
-            out["changed"] += bool(it.change and it.change.any)
+        """Sum of amounts by rep category bucket (minor units, mixed currencies summed as-is).
+
+        Each item carries its tally from load time; the unfiltered view's totals are kept, so
+        clearing the filter on 100k deals adds nothing up again."""
+        by_id = self.by_id
+        return self.totals_of([by_id[i] for i in ids])
+
+    def totals_of(self, items: Sequence[Item]) -> dict[str, int]:
+        """`totals` of items of this view (what `view` returned), without looking ids up."""
+        every = len(items) == len(self.items)  # a subset of the same count is all of them
+        if every and self._all_totals is not None:
+            return dict(self._all_totals)
+        sums = {"commit": 0, "best_case": 0, "pipeline": 0}
+        total = flagged = changed = 0
+        for it in items:
+            amount, bucket, flag, change = it.tally
+            total += amount
+            if bucket in sums:
+                sums[bucket] += amount
+            flagged += flag
+            changed += change
+        out = {"count": len(items), "total": total, **sums, "flagged": flagged, "changed": changed}
+        if every:
+            self._all_totals = dict(out)
         return out
 
 

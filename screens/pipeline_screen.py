@@ -132,11 +132,11 @@ class PipelineScreen(Screen[None]):
         rows, keys = self.view.view(query, self.sort_column, self.sort_desc)
         grid = self.query_one(DealGrid)
         grid.set_rows(rows, keys)
-        self._show_summary(keys)
+        self._show_summary(rows)
         self._show_detail(grid.cursor_key)  # findings may have arrived for the same row
 
-    def _show_summary(self, keys: list[int]) -> None:
-        t = self.view.totals(keys)
+    def _show_summary(self, items: list) -> None:
+        t = self.view.totals_of(items)
         pending = {"first-page": " · loading all deals…", "rows": " · checking findings…",
                    "findings": " · checking evidence…"}.get(self.phase, "")
         self.query_one("#summary", Static).update(styled(

@@ -111,6 +111,11 @@ async def bench_interaction(db: Path) -> None:
         await pilot.pause()
         scr = app.screen
         assert isinstance(scr, PipelineScreen)
+        # the worker's last views (findings, evidence) are swapped in on the UI thread after the
+        # worker ends: measure once the table is complete, not while those land
+        while scr.phase != "complete":
+            await asyncio.sleep(0.05)
+        await pilot.pause()
         grid = scr.query_one(DealGrid)
         box = scr.query_one("#filter", Input)
         height = grid.size.height
