@@ -9,6 +9,7 @@ rate-limit headers on every non-search answer; 401/403/429 bodies as HubSpot sen
 from __future__ import annotations
 
 import base64
+import bisect
 import random
 import re
 from dataclasses import dataclass, field
@@ -76,7 +77,12 @@ class HubSpotEmulator(Emulator):
         self.daily_limit, self.calls = daily_limit, 0
         self.max_list_limit = 100
         self.clock = T0 + timedelta(days=40)
+        # deals search index: live deal ids sorted by (last-modified time, numeric id), with
+        # their keys alongside, so a last-modified range is found by bisection like the real,
+        # indexed service (a scan of every deal per search made the benchmark measure the emulator)
         self._search_index: list[str] | None = None
+        self._search_keys: list[tuple[float, int]] = []
+        self._search_key_of: dict[str, tuple[float, int]] = {}
         self._next_note = 90_000_000
         self.activities_per_deal = activities
         super().__init__(token, **kw)
@@ -146,6 +152,7 @@ class HubSpotEmulator(Emulator):
             deal.assoc.setdefault(kind, [])
         self.deals[did] = deal
         self.order.append(did)
+        self._search_index = None
         return deal
 
     def engagement(self, kind: str, eid: str) -> dict[str, str | None] | None:
@@ -189,12 +196,12 @@ class HubSpotEmulator(Emulator):
                 deal.props[k] = v
             deal.props["hs_lastmodifieddate"] = iso_z(when)
             deal.updated = when
-            self._search_index = None
+            self._reindex(deal)
 
     def archive(self, deal_id: str) -> None:
         with self.lock:
             self.deals[deal_id].archived = True
-            self._search_index = None
+            self._reindex(self.deals[deal_id])
 
     # -- HTTP -------------------------------------------------------------------------------------
     def auth_error(self) -> tuple[int, Any]:
@@ -334,10 +341,65 @@ class HubSpotEmulator(Emulator):
         # ids are 10_000_000 + k, inserted in order
         return max(0, last - 10_000_000 + 1)
 
+    @staticmethod
+    def _search_key(deal: HsObject) -> tuple[float, int]:
+        return _ts_value(deal.props["hs_lastmodifieddate"] or ""), int(deal.id)
+
     def _search_sorted(self) -> list[str]:
         if self._search_index is None:
-            self._search_index = sorted(self._live(), key=lambda d: (self.deals[d].props["hs_lastmodifieddate"], int(d)))
+            keyed = sorted((self._search_key(self.deals[d]), d) for d in self._live())
+            self._search_index = [d for _, d in keyed]
+            self._search_keys = [k for k, _ in keyed]
+            self._search_key_of = {d: k for k, d in keyed}
         return self._search_index
+
+    def _reindex(self, deal: HsObject) -> None:
+        """Move one deal to its new last-modified place in the search index (if built)."""
+        ids, keys = self._search_index, self._search_keys
+        if ids is None:
+            return
+        old = self._search_key_of.pop(deal.id, None)
+        if old is not None:
+            i = bisect.bisect_left(keys, old)
+            if i >= len(ids) or ids[i] != deal.id:
+                self._search_index = None  # out of step: rebuild on the next search
+                return
+            del ids[i], keys[i]
+        if deal.archived:
+            return
+        new = self._search_key(deal)
+        j = bisect.bisect_left(keys, new)
+        ids.insert(j, deal.id)
+        keys.insert(j, new)
+        self._search_key_of[deal.id] = new
+
+    def _search_range(self, groups: list[dict]) -> tuple[int, int] | None:
+        """[lo, hi) of the search index that a last-modified range filter selects, by bisection;
+        None when the filters are anything else (then the search scans)."""
+        n = len(self._search_sorted())
+        if not groups:
+            return 0, n
+        if len(groups) != 1:
+            return None
+        keys = self._search_keys
+        lo, hi = 0, n
+        for f in groups[0].get("filters", []):
+            op = f.get("operator")
+            if f.get("propertyName") != "hs_lastmodifieddate" or op not in ("GT", "GTE", "LT", "LTE"):
+                return None
+            try:
+                b = _ts_value(str(f.get("value")))
+            except (ValueError, OverflowError):
+                return None
+            if op == "GTE":
+                lo = max(lo, bisect.bisect_left(keys, (b, -1)))
+            elif op == "GT":
+                lo = max(lo, bisect.bisect_left(keys, (b, float("inf"))))
+            elif op == "LT":
+                hi = min(hi, bisect.bisect_left(keys, (b, -1)))
+            else:
+                hi = min(hi, bisect.bisect_left(keys, (b, float("inf"))))
+        return lo, max(lo, hi)
 
     def _search(self, body: dict) -> dict:
         limit = int(body.get("limit", 10))
@@ -348,13 +410,12 @@ class HubSpotEmulator(Emulator):
             raise _err(400, "VALIDATION_ERROR", "Paging beyond 10,000 results is not supported")
         groups = body.get("filterGroups") or []
         ids = self._search_sorted()
-
-        def ok(d: HsObject) -> bool:
-            if not groups:
-                return True
-            return any(all(_match(d.props, f) for f in g.get("filters", [])) for g in groups)
-
-        matched = [d for d in ids if ok(self.deals[d])]
+        found = self._search_range(groups)
+        if found is not None:
+            matched = ids[found[0]:found[1]]
+        else:
+            matched = [d for d in ids
+                       if any(all(_match(self.deals[d].props, f) for f in g.get("filters", [])) for g in groups)]
         sorts = body.get("sorts") or []
         if sorts and sorts[0].get("direction") == "DESCENDING":
             matched.reverse()
@@ -496,7 +557,7 @@ class HubSpotEmulator(Emulator):
                 self.deals[did].assoc.setdefault("notes", []).append(nid)
                 self.deals[did].props["hs_lastmodifieddate"] = iso_z(when)
                 self.deals[did].updated = when
-                self._search_index = None
+                self._reindex(self.deals[did])
         return {"id": nid, "properties": props, "createdAt": iso_z(when), "updatedAt": iso_z(when), "archived": False}
 
     def _search_notes(self, body: dict) -> dict:
