@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from inspector.domain import ChangeSummary, DealRow, Finding
 from inspector.money import format_money
@@ -277,8 +278,7 @@ def full_findings(store, playbook: Playbook, rows: Sequence[DealRow], today: dat
 
     from inspector.rules import DealFacts, evaluate_deal
 
-    ids = {r.id for r in rows}
-    fields = store.evidence_fields()
+    by_id = {r.id: r for r in rows}
     progress = store.progress_types()
     risks = store.open_risk_counts()
     risk_any = store.risk_deal_ids()
@@ -288,16 +288,28 @@ def full_findings(store, playbook: Playbook, rows: Sequence[DealRow], today: dat
                              time(0), tzinfo=timezone.utc)
     acts = store.activity_counts_since(since)
     extra = inspection_facts or {}
-    out: dict[int, list[Finding]] = {}
-    for r in rows:
-        if r.id not in ids:
-            continue
+    no_types: frozenset[str] = frozenset()
+    found: dict[int, list[Finding]] = {}
+
+    def check(r: DealRow, fields: dict[str, Any]) -> None:
         facts = DealFacts(
-            fields=fields.get(r.id, {}), progress_types=frozenset(progress.get(r.id, ())),
+            fields=fields, progress_types=progress.get(r.id, no_types),
             risks_recorded=int(r.id in risk_any), open_high_risks=risks.get(r.id, (0, 0))[1],
             promises=promises.get(r.id, 0), activities_in_window=acts.get(r.id, 0),
             **{"approvals": approved.get(r.id, frozenset()), **extra.get(r.id, {})})
         fs = evaluate_deal(playbook, r, facts, today)
         if fs:
-            out[r.id] = fs
-    return out
+            found[r.id] = fs
+
+    # open deals' evidence fields are streamed and checked as they come, so 100k deals' fields
+    # are never held at once; deals no longer open (a session's won or lost deals) have none
+    seen: set[int] = set()
+    for deal_id, fields in store.iter_evidence_presence({t.field for t in playbook.deal_desk_triggers}):
+        r = by_id.get(deal_id)
+        if r is not None:
+            seen.add(deal_id)
+            check(r, fields)
+    for r in rows:
+        if r.id not in seen:
+            check(r, {})
+    return {r.id: found[r.id] for r in rows if r.id in found}

@@ -6,6 +6,7 @@ every write is one short transaction. SQL here is portable between SQLite and Po
 from __future__ import annotations
 
 import operator
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
@@ -45,6 +46,38 @@ def deal_list_columns(dialect: str) -> str:
 
 EVIDENCE_COLUMNS = tuple(sorted(DEAL_FIELDS - {"name", "account", "owner", "amount_minor",
                                                 "close_date", "next_step", "next_step_date"}))
+
+
+#: DealRow fields with few distinct values (reps, teams, stages, dates...): one str object each
+_REPEATED = tuple(i for i, f in enumerate(DealRow._fields)
+                  if f not in ("id", "name", "amount_minor", "next_step", "days_in_stage", "close_pushes",
+                               "days_since_activity", "days_since_progress"))
+
+
+def _shared_rows(rows: Iterable[Sequence[Any]]) -> list[DealRow]:
+    """DealRows with each repeated value (team, rep, stage, a date...) held once for all rows:
+    100k rows from the driver carry ~12 fresh copies each of a few hundred distinct strings."""
+    pool: dict[Any, Any] = {}
+    share = pool.setdefault
+    rep = _REPEATED
+    out = []
+    make = DealRow._make
+    for r in rows:
+        r = list(r)
+        for i in rep:
+            r[i] = share(r[i], r[i])
+        out.append(make(r))
+    return out
+
+
+def _text_columns() -> frozenset[str]:
+    """The deal table's text columns (whose `filled?` is a TRIM in SQL)."""
+    from sqlalchemy import String, Text
+
+    from inspector.storage.tables import Deal
+
+    return frozenset(c.name for c in Deal.__table__.columns  # AutoString decorates String
+                     if isinstance(getattr(c.type, "impl", c.type), (String, Text)))
 
 
 def read_date(value: Any) -> date | None:
@@ -176,10 +209,10 @@ class Store:
                f"WHERE {' AND '.join(where)} {order}")
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":  # tuples straight from the driver
-                raw = conn.connection.driver_connection.execute(
-                    sql, params)
-                return list(map(DealRow._make, raw.fetchall()))
-            return [DealRow._make(r) for r in conn.execute(text(sql), params)]
+                raw = conn.connection.driver_connection.execute(sql, params)
+            else:
+                raw = conn.execute(text(sql), params)
+            return _shared_rows(raw)
 
     def teams(self) -> list[tuple[str, str, int]]:
         """(team, manager, open deals) for every team with open deals."""
@@ -217,27 +250,36 @@ class Store:
         return [Change(r[0], r[1], r[2], r[3], conv(r[4]), r[5]) for r in rows
                 if wanted is None or r[0] in wanted]
 
-    def progress_types(self, deal_ids: Iterable[int] | None = None) -> dict[int, set[str]]:
-        """Progress types recorded on each deal (for evidence checks over many deals)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT DISTINCT deal_id, progress_type FROM activity "
-                "WHERE is_progress AND progress_type IS NOT NULL")).fetchall()
-        wanted = set(deal_ids) if deal_ids is not None else None
-        out: dict[int, set[str]] = defaultdict(set)
-        for deal_id, ptype in rows:
-            if wanted is None or deal_id in wanted:
-                out[deal_id].add(ptype)
-        return out
+    def progress_types(self, deal_ids: Iterable[int] | None = None) -> dict[int, frozenset[str]]:
+        """Progress types recorded on each deal (for evidence checks over many deals).
 
-    def evidence_fields(self, deal_ids: Iterable[int] | None = None) -> dict[int, dict[str, Any]]:
-        cols = ", ".join(EVIDENCE_COLUMNS)
-        with self.engine.connect() as conn:
-            rows = conn.execute(text(
-                f"SELECT id, {cols} FROM deal WHERE status = 'open'")).fetchall()
+        Streamed, with each type string and each distinct set kept once: deals share a few
+        dozen combinations, so 100k deals hold references, not 100k sets of fresh strings."""
         wanted = set(deal_ids) if deal_ids is not None else None
-        return {r[0]: dict(zip(EVIDENCE_COLUMNS, r[1:])) for r in rows
-                if wanted is None or r[0] in wanted}
+        acc: dict[int, set[str]] = defaultdict(set)
+        with self.engine.connect() as conn:
+            for deal_id, ptype in conn.execute(text(
+                    "SELECT DISTINCT deal_id, progress_type FROM activity "
+                    "WHERE is_progress AND progress_type IS NOT NULL")):
+                if wanted is None or deal_id in wanted:
+                    acc[deal_id].add(sys.intern(ptype))
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        return {d: shared.setdefault(frozenset(types), frozenset(types)) for d, types in acc.items()}
+
+    def iter_evidence_presence(self, keep_values: Iterable[str]) -> Iterable[tuple[int, dict[str, Any]]]:
+        """(deal id, {filled field: True, or its value for `keep_values`}) for each open deal,
+        by id, streamed: a caller that checks deals one by one holds one deal's fields at a time."""
+        keep = set(keep_values)
+        texts = _text_columns()
+        exprs = [f"CASE WHEN COALESCE(TRIM({c}), '') <> '' THEN 1 END" if c in texts and c not in keep else c
+                 for c in EVIDENCE_COLUMNS]
+        flags = tuple(c in texts and c not in keep for c in EVIDENCE_COLUMNS)
+        names = tuple(sys.intern(c) for c in EVIDENCE_COLUMNS)
+        with self.engine.connect() as conn:
+            for r in conn.execute(text(f"SELECT id, {', '.join(exprs)} FROM deal WHERE status = 'open' "
+                                       "ORDER BY id")):
+                yield r[0], {n: (True if flag else v) for n, flag, v in zip(names, flags, r[1:])
+                             if v is not None}
 
     def open_risk_counts(self) -> dict[int, tuple[int, int]]:
         """deal id -> (open risks, open high risks), plus deals with any risk recorded."""
