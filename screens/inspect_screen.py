@@ -22,7 +22,12 @@ from inspector.money import format_money
 from inspector.services import Services
 from inspector.storage.inspections import Inspections, SessionClosed, StaleEdit
 from inspector.screens.form_modal import FormField, FormModal
+from inspector.widgets.deal_grid import Column, DealGrid
 from inspector.widgets.text import styled, untrusted_line
+
+#: the activity-vs-progress timeline; the activity's text takes the width that is left
+ACTIVITY_COLUMNS = [Column("mark", "", 1), Column("date", "Date", 10), Column("kind", "Type", 7),
+                    Column("progress", "Buyer progress", 14), Column("summary", "Activity", 0)]
 
 STATE_STYLE = {"confirmed": "green", "claimed": "yellow", "missing": "red"}
 VERDICT_LABEL = {"supported": "Supported", "overstated": "Overstated", "understated": "Understated"}
@@ -77,6 +82,9 @@ class InspectScreen(Screen[None]):
         self.start_question = question
         self.data: DealInspection | None = None
         self._save_lock = threading.Lock()
+        self._position_lock = threading.Lock()
+        self._position_wanted: tuple[int, str | None] | None = None
+        self._position_written: tuple[int, str | None] | None = None
         self.last_saved = ""
 
     def compose(self) -> ComposeResult:
@@ -86,7 +94,7 @@ class InspectScreen(Screen[None]):
                 yield Static(id="facts")
                 yield Static(id="changes")
                 yield Static(id="timeline-head")
-                yield OptionList(id="activities")
+                yield DealGrid(ACTIVITY_COLUMNS, id="activities")
                 yield OptionList(id="risks")
             with Vertical(id="right"):
                 yield OptionList(id="questions")
@@ -169,33 +177,18 @@ class InspectScreen(Screen[None]):
         return styled("[b]Changed since $since:[/b] $parts", since=since, parts=" · ".join(parts))
 
     def _fill_activities(self, d: DealInspection, keep: bool) -> None:
-        from textual.content import Content
-
-        from inspector.text import one_line
-
-        ol = self.query_one("#activities", OptionList)
-        old = ol.highlighted if keep else None
-        ol.clear_options()
+        """The timeline in a virtualised grid: a deal with 500 activities renders only the
+        lines in view. Buyer progress is starred and green, with its type."""
+        grid = self.query_one("#activities", DealGrid)
+        old = grid.cursor_row if keep else None
         pb = self.services.playbook
-        options = []
-        for a in d.timeline.items:  # Content.assemble: no markup parsing, hundreds of rows stay fast
-            when = a.occurred_at.date().isoformat()
-            if a.is_progress:
-                label = pb.progress_label.get(a.progress_type or "", a.progress_type or "progress")
-                prompt = Content.assemble((f"★ {when} {one_line(a.kind)} ", "bold $success"),
-                                          one_line(a.summary), (f" ({one_line(label)})", "bold $success"))
-            else:
-                prompt = Content.assemble(("· ", "dim"), f"{when} {one_line(a.kind)} {one_line(a.summary)}")
-            options.append(Option(prompt, id=f"a{a.id}"))
-        if not options:
-            options.append(Option(styled("[dim]No activities recorded[/dim]"), disabled=True))
-        ol.add_options(options)
-        if not d.timeline.items:
-            pass
-        elif old is not None and old < ol.option_count:
-            ol.highlighted = old
-        else:
-            ol.highlighted = 0
+        grid.empty_text = "No activities recorded"
+        items = d.timeline.items
+        grid.set_rows([("★" if a.is_progress else "·", a.occurred_at.date().isoformat(), a.kind,
+                        pb.progress_label.get(a.progress_type or "", a.progress_type or "progress")
+                        if a.is_progress else "", a.summary) for a in items], [a.id for a in items])
+        grid.set_row_styles({a.id: "good" for a in items if a.is_progress})
+        grid.cursor_row = grid.validate_cursor_row(old if old is not None else 0)
 
     def _fill_risks(self, d: DealInspection, keep: bool) -> None:
         ol = self.query_one("#risks", OptionList)
@@ -351,8 +344,20 @@ class InspectScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="position", exit_on_error=False)
     def _remember(self, question: str | None) -> None:
+        """Record where the manager is (deal, question) for resume, off the UI thread: a
+        durable write costs an fsync, and this runs on every move between questions."""
         if not self.services.read_only:
-            self.insp.set_position(self.session_id, self.deal_id, question)
+            self._position_wanted = (self.deal_id, question)
+            self._write_position()
+
+    @work(thread=True, group="position", exit_on_error=False)
+    def _write_position(self) -> None:
+        with self._position_lock:  # the last position asked for is the one that stays
+            wanted = self._position_wanted
+            if wanted is None or wanted == self._position_written:
+                return
+            self.insp.set_position(self.session_id, *wanted)
+            self._position_written = wanted
 
     def action_answer_n(self, n: int) -> None:
         ol = self.query_one("#questions", OptionList)
@@ -559,19 +564,19 @@ class InspectScreen(Screen[None]):
             r.id, {"status": ("open", "closed")}, actor=self.services.actor, now=now, session_id=self.session_id))
 
     # -- activities --------------------------------------------------------------------------
-    @on(OptionList.OptionSelected, "#activities")
+    @on(DealGrid.RowSelected, "#activities")
     def _activity_selected(self) -> None:
         self.action_mark_progress()
 
     def action_mark_progress(self) -> None:
         d = self.data
-        ol = self.query_one("#activities", OptionList)
+        grid = self.query_one("#activities", DealGrid)
         if d is None or not d.timeline.items:
             return
-        if ol.highlighted is None:
+        a = next((x for x in d.timeline.items if x.id == grid.cursor_key), None)
+        if a is None:
             self.notify("Highlight an activity first (Tab to the activity list)", severity="warning")
             return
-        a = d.timeline.items[ol.highlighted]
         pb = self.services.playbook
         current = a.progress_type if a.is_progress else None
         options = [("Seller activity only (not progress)", "")] + [(p.label, p.key) for p in pb.progress_types]

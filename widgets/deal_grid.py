@@ -21,7 +21,7 @@ grid (key None); a re-sort/filter that keeps the key posts nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, NamedTuple, Sequence
 
 from rich.cells import cell_len, set_cell_size
@@ -75,8 +75,11 @@ class _Styles(NamedTuple):
 class Column:
     key: str
     label: str
-    width: int  # cells
+    width: int  # cells; 0: this column takes the room the others leave (at least FILL_MIN)
     align: str = "left"  # "left" | "right"
+
+
+FILL_MIN = 12
 
 
 class DealGrid(ScrollView, can_focus=True):
@@ -101,6 +104,7 @@ class DealGrid(ScrollView, can_focus=True):
         "deal-grid--cursor",
         "deal-grid--warn",
         "deal-grid--muted",
+        "deal-grid--good",
         "deal-grid--empty",
     }
 
@@ -129,6 +133,10 @@ class DealGrid(ScrollView, can_focus=True):
         }
         & > .deal-grid--muted {
             color: $text-muted;
+        }
+        & > .deal-grid--good {
+            color: $success;
+            text-style: bold;
         }
         & > .deal-grid--empty {
             color: $text-muted;
@@ -189,13 +197,11 @@ class DealGrid(ScrollView, can_focus=True):
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self._columns: tuple[Column, ...] = tuple(columns)
+        self._spec: tuple[Column, ...] = tuple(columns)
+        self._columns: tuple[Column, ...] = ()
         self._column_starts: list[int] = []
-        position = 0
-        for column in self._columns:
-            self._column_starts.append(position)
-            position += 1 + max(0, column.width)
-        self._total_width = position + 1
+        self._total_width = 0
+        self._lay_out_columns(0)
         self._rows: list[tuple] = []
         self._keys: list[int] = []
         self._row_styles: dict[int, str] = {}
@@ -206,6 +212,18 @@ class DealGrid(ScrollView, can_focus=True):
         self._named_styles: dict[str, Style | None] = {}
         self._highlighted_key: int | None = None
         self.virtual_size = Size(self._total_width, 1)
+
+    def _lay_out_columns(self, room: int) -> None:
+        """Fix every column's width; a width-0 column gets what `room` cells leave over."""
+        fixed = sum(1 + c.width for c in self._spec if c.width) + 1 + sum(1 for c in self._spec if not c.width)
+        fill = max(FILL_MIN, room - fixed)
+        self._columns = tuple(c if c.width else replace(c, width=fill) for c in self._spec)
+        self._column_starts = []
+        position = 0
+        for column in self._columns:
+            self._column_starts.append(position)
+            position += 1 + max(0, column.width)
+        self._total_width = position + 1
 
     # ------------------------------------------------------------------ public API
 
@@ -379,6 +397,9 @@ class DealGrid(ScrollView, can_focus=True):
         self._named_styles.clear()
 
     def _on_resize(self, event: events.Resize) -> None:
+        if any(not c.width for c in self._spec):
+            self._lay_out_columns(self.scrollable_content_region.width)
+            self.virtual_size = Size(self._total_width, len(self._rows) + 1)
         self._line_cache.clear()
         self._scroll_cursor_into_view()
 

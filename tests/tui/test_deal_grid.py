@@ -487,3 +487,27 @@ async def test_theme_change_restyles_cached_lines() -> None:
         assert after != before
         expected = grid.get_component_styles("deal-grid--cursor").rich_style.bgcolor
         assert after == {expected}
+
+
+class FillApp(App):
+    """A grid whose last column (width 0) takes the room the fixed columns leave."""
+
+    def compose(self) -> ComposeResult:
+        yield DealGrid([Column("date", "Date", 10), Column("text", "Text", 0)], id="grid")
+
+
+@pytest.mark.parametrize("width", [40, 80])
+async def test_fill_column_takes_the_remaining_width(width):
+    app = FillApp()
+    async with app.run_test(size=(width, 10)) as pilot:
+        grid = app.query_one(DealGrid)
+        long = "word " * 40
+        grid.set_rows([("2026-12-01", long), ("2026-12-02", "short")], [1, 2])
+        await pilot.pause()
+        room = grid.scrollable_content_region.width
+        fill = room - (1 + 10) - 1 - 1  # date block, the fill column's space, trailing space
+        assert grid.columns[1].width == fill
+        shown = lines(grid)
+        assert all(cell_len(line) == room for line in shown[:3])  # no horizontal overflow
+        assert shown[1].rstrip().endswith("…")  # the long text is cut to the room, with an ellipsis
+        assert shown[2].split() == ["2026-12-02", "short"]
