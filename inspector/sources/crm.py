@@ -127,9 +127,18 @@ def _parse_dt_text(value: str) -> datetime | None:
 def parse_date(value: Any) -> date | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        return date.fromisoformat(value.strip())
+    if isinstance(value, str):
+        return _parse_date_text(value)
     moment = parse_dt(value)
+    return moment.date() if moment else None
+
+
+@lru_cache(maxsize=65536)
+def _parse_date_text(value: str) -> date | None:
+    """parse_date for text (cached: close and create dates repeat across a CRM page)."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return date.fromisoformat(value.strip())
+    moment = _parse_dt_text(value)
     return moment.date() if moment else None
 
 
@@ -142,8 +151,19 @@ def iso(moment: datetime | None) -> str | None:
 def parse_minor(value: Any, currency: str = "USD") -> int:
     if value is None or value == "":
         return 0
+    if isinstance(value, str):
+        return _parse_minor_text(value, currency)
     try:
         return to_minor(Decimal(str(value)), currency)
+    except (InvalidOperation, ValueError):
+        return 0
+
+
+@lru_cache(maxsize=65536)
+def _parse_minor_text(value: str, currency: str) -> int:
+    """parse_minor for text (cached: amounts repeat in property history and across deals)."""
+    try:
+        return to_minor(Decimal(value), currency)
     except (InvalidOperation, ValueError):
         return 0
 

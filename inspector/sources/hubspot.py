@@ -236,36 +236,56 @@ class HubSpotSource:
         owners = self.owners()
         return [self._record(o, links, companies, engagements, owners) for o in objs]
 
+    def _deal_stage(self, stage_id: str) -> tuple[str, StageMeta | None]:
+        """A deal's current stage id -> (playbook key, stage metadata); cached per stage id."""
+        cache = self.__dict__.setdefault("_deal_stages", {})
+        hit = cache.get(stage_id)
+        if hit is None:
+            meta = self.stages().get(stage_id)
+            won = None
+            if meta and meta.closed:
+                won = (meta.probability or 0) >= 0.5
+            hit = cache[stage_id] = (map_stage(self.pb, stage_id, meta.label if meta else "",
+                                               meta.probability if meta else None,
+                                               meta.closed if meta else None, won), meta)
+        return hit
+
+    def _category(self, value: str | None) -> str:
+        cache = self.__dict__.setdefault("_categories", {})
+        hit = cache.get(value)
+        if hit is None:
+            hit = cache[value] = map_category(self.pb, value)
+        return hit
+
     def _record(self, obj: dict, links: dict, companies: dict, engagements: dict,
                 owners: dict[str, tuple[str, str]]) -> DealRecord:
         p: dict[str, Any] = obj.get("properties") or {}
         did = str(obj["id"])
-        stages = self.stages()
         stage_id = str(p.get("dealstage") or "")
-        meta = stages.get(stage_id)
-        won = None
-        if meta and meta.closed:
-            won = (meta.probability or 0) >= 0.5
-        stage = map_stage(self.pb, stage_id, meta.label if meta else "", meta.probability if meta else None,
-                          meta.closed if meta else None, won)
+        stage, meta = self._deal_stage(stage_id)
         currency = (p.get("deal_currency_code") or "USD").upper()
         owner_name, team = owners.get(str(p.get("hubspot_owner_id") or ""), ("", ""))
         company_ids = links["companies"].get(did) or []
         account = (companies.get(company_ids[0]) or {}).get("name") or "" if company_ids else ""
-        category = map_category(self.pb, p.get("hs_manual_forecast_category") or p.get("hs_forecast_category"))
+        category = self._category(p.get("hs_manual_forecast_category") or p.get("hs_forecast_category"))
         history = self._history(obj.get("propertiesWithHistory") or {}, currency)
         activities = []
+        nobody = ("", "")
         for kind, (act_kind, _props, summary_prop) in ENGAGEMENTS.items():
-            for eid in links[kind].get(did) or []:
-                e = engagements.get(kind, {}).get(eid)
+            eids = links[kind].get(did)
+            if not eids:
+                continue
+            found = engagements.get(kind) or {}
+            for eid in eids:
+                e = found.get(eid)
                 if e is None:
                     continue
                 when = parse_dt(e.get("hs_timestamp")) or parse_dt(e.get("hs_createdate"))
                 if when is None:
                     continue
-                who = owners.get(str(e.get("hubspot_owner_id") or ""), ("", ""))[0]
+                who = owners.get(str(e.get("hubspot_owner_id") or ""), nobody)[0]
                 activities.append(ActivityRecord(f"{kind}:{eid}", act_kind, when, plain(e.get(summary_prop)), who))
-        extras = {"crm": {k: p.get(k) for k in sorted(p)}, "pipeline": meta.pipeline if meta else p.get("pipeline"),
+        extras = {"crm": dict(sorted(p.items())), "pipeline": meta.pipeline if meta else p.get("pipeline"),
                   "stage_label": meta.label if meta else stage_id}
         return DealRecord(
             source=self.source, external_id=did, name=p.get("dealname") or f"(unnamed deal {did})",
@@ -288,20 +308,34 @@ class HubSpotSource:
                                  stages[v].closed if v in stages else None)
         return cache[v]
 
+    def _history_value(self, prop: str, value: Any, currency: str) -> str | None:
+        """A history version's value in the stored form (cached per property, value and currency)."""
+        cache = self.__dict__.setdefault("_history_values", {})
+        key = (prop, value, currency)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: convert without caching
+            return _HISTORY_CONVERT[prop][1](self, value, currency)
+        if len(cache) > 100_000:
+            cache.clear()
+        new = cache[key] = _HISTORY_CONVERT[prop][1](self, value, currency)
+        return new
+
     def _history(self, with_history: dict[str, list[dict]], currency: str) -> list[HistoryItem]:
         out: list[HistoryItem] = []
-        convert = {
-            "dealstage": ("stage", self._history_stage),
-            "amount": ("amount_minor", lambda v: str(parse_minor(v, currency)) if v not in (None, "") else None),
-            "closedate": ("close_date", lambda v: d.isoformat() if (d := parse_date(v)) else None),
-            "hs_manual_forecast_category": ("forecast_category", lambda v: map_category(self.pb, v) if v else None),
-        }
-        for prop, (field, conv) in convert.items():
-            versions = sorted(with_history.get(prop) or [], key=lambda x: x.get("timestamp") or "")
+        value_of = self._history_value
+        for prop, (field, _conv) in _HISTORY_CONVERT.items():
+            versions = with_history.get(prop)
+            if not versions:
+                continue
+            if len(versions) > 1:
+                versions = sorted(versions, key=_timestamp)
             prev = None
             for v in versions:
                 when = parse_dt(v.get("timestamp"))
-                new = conv(v.get("value"))
+                new = value_of(prop, v.get("value"), currency)
                 if when is None or new == prev:
                     continue
                 out.append(HistoryItem(field, prev, new, when))
@@ -386,6 +420,25 @@ class HubSpotSource:
                 nid = by_marker.get(n.marker)
                 outcomes.append(Outcome(n.external_id, bool(nid), "" if nid else "not confirmed by HubSpot", nid or ""))
         return outcomes
+
+
+def _timestamp(version: dict) -> str:
+    return version.get("timestamp") or ""
+
+
+def _history_date(v: Any) -> str | None:
+    d = parse_date(v)
+    return d.isoformat() if d else None
+
+
+#: history property -> (deal_change field, conversion of a version's value to the stored form)
+_HISTORY_CONVERT: dict[str, tuple[str, Any]] = {
+    "dealstage": ("stage", lambda src, v, cur: src._history_stage(v)),
+    "amount": ("amount_minor", lambda src, v, cur: str(parse_minor(v, cur)) if v not in (None, "") else None),
+    "closedate": ("close_date", lambda src, v, cur: _history_date(v)),
+    "hs_manual_forecast_category": ("forecast_category",
+                                    lambda src, v, cur: map_category(src.pb, v) if v else None),
+}
 
 
 def _html(text: str) -> str:
