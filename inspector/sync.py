@@ -8,12 +8,16 @@ idempotent). A full run marks deals of that source it did not see as removed (ne
 deletes them); local inspection data is never touched.
 
 The TUI wires `progress` to `post_message` and `should_stop` to worker cancellation; the
-CLI prints progress to stderr.
+CLI prints progress to stderr. The next page is read (HTTP) in a helper thread while the
+current one is written and committed; only the reading thread touches the source client, so
+`progress` may be called from it too (waits: "rate limited, retrying in 2s").
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from inspector.playbook import Playbook
-from inspector.sources.crm import SourceClient, iso, parse_dt
+from inspector.sources.crm import Page, SourceClient, iso, parse_dt
 from inspector.sources.http import CrmError, Wait
 from inspector.sources.ingest import mark_removed, upsert_deals
 from inspector.storage.events import read_ts
@@ -112,6 +116,70 @@ def _max_iso(a: str | None, b: str | None) -> str | None:
     return iso(max(da, db))
 
 
+class _Prefetch:
+    """The source's pages read one ahead in a thread, handed over in order.
+
+    While page N is written and committed (the fsync waits on the disk), page N+1's requests
+    are already on the wire. An error reading a page is raised where that page would have been
+    taken, after every earlier page was handed over (and committed), so checkpoints are the
+    same as reading inline. `close()` stops reading: it waits for a fetch in flight (at most one
+    page), then closes the source's iterator."""
+
+    def __init__(self, pages: Iterator[Page]) -> None:
+        self._pages = pages
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="sync-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(("page", page)) or self._stop.is_set():
+                    return
+            self._put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
+            self._put(("error", exc))
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> "_Prefetch":
+        return self
+
+    def __next__(self) -> Page:
+        if self._done:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "page":
+            return value
+        self._done = True
+        self._thread.join()
+        if kind == "end":
+            raise StopIteration
+        raise value
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
+        close = getattr(self._pages, "close", None)
+        if close is not None:
+            close()
+
+
 def _mark_seen(store: Store, conn: Connection, source: str, external_ids: list[str], now: datetime) -> None:
     """Every deal in the page is stamped as seen by this run (removal detection on full runs)."""
     for start in range(0, len(external_ids), 500):
@@ -171,10 +239,11 @@ def sync_source(store: Store, playbook: Playbook, source_client: SourceClient, *
     if http is not None:
         http.on_wait = on_wait
     progress(status)
+    pages: _Prefetch | None = None
     try:
         if status.total is None and hasattr(source_client, "estimate_total"):
             status.total = source_client.estimate_total(since)
-        pages = source_client.iter_pages(since, run.cursor)
+        pages = _Prefetch(source_client.iter_pages(since, run.cursor))
         for page in pages:
             with store.engine.begin() as conn:
                 result = upsert_deals(store, playbook, page.records, now=now, conn=conn)
@@ -218,6 +287,8 @@ def sync_source(store: Store, playbook: Playbook, source_client: SourceClient, *
         _interrupt(store, run, f"{type(exc).__name__}: interrupted", failed=True)
         raise
     finally:
+        if pages is not None:
+            pages.close()
         if http is not None:
             http.on_wait = None
     progress(status)
