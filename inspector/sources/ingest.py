@@ -25,6 +25,23 @@ _BASE = ("name", "account", "owner", "team", "manager", "stage", "crm_stage", "s
 _EVIDENCE = tuple(sorted(DEAL_FIELDS - set(_BASE) - {"amount_minor"}))
 
 
+@dataclass(frozen=True)
+class PreviewChange:
+    """One deal a dry run would create or update, with the fields that would move.
+
+    `fields` holds (field, stored value, new value) in the stored form (`_cmp`); for a new deal
+    the old values are None and the fields are its stage, amount and close date."""
+
+    kind: str  # "new" | "update"
+    external_id: str
+    name: str
+    currency: str
+    fields: tuple[tuple[str, str | None, str | None], ...] = ()
+
+
+_DETAILS = ("name", "account", "owner", "next_step", "next_step_date")
+
+
 @dataclass
 class UpsertResult:
     created: int = 0
@@ -34,6 +51,7 @@ class UpsertResult:
     activities: int = 0
     changed_fields: dict[str, int] = field(default_factory=dict)  # e.g. {"stage": 3}
     preview: list[str] = field(default_factory=list)  # human lines (dry runs)
+    changes_preview: list[PreviewChange] = field(default_factory=list)  # the same, field by field
 
     def add(self, other: "UpsertResult") -> None:
         self.created += other.created
@@ -44,6 +62,7 @@ class UpsertResult:
         for k, v in other.changed_fields.items():
             self.changed_fields[k] = self.changed_fields.get(k, 0) + v
         self.preview.extend(other.preview)
+        self.changes_preview.extend(other.changes_preview)
 
 
 #: `json.dumps(..., sort_keys=True, default=str)` without building an encoder per record
@@ -111,6 +130,9 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
             result.created += 1
             if dry_run:
                 result.preview.append(f"new  {rec.external_id}  {rec.name}")
+                result.changes_preview.append(PreviewChange(
+                    "new", rec.external_id, rec.name, rec.currency,
+                    tuple((f, None, _cmp(values[f])) for f in ("stage", "amount_minor", "close_date"))))
                 continue
             stage_moves = [h for h in rec.history if h.field == "stage"]
             values["stage_entered_on"] = (max(h.changed_at for h in stage_moves).date() if stage_moves
@@ -149,6 +171,14 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                 result.preview.append(f"update {rec.external_id}  {rec.name}: " + ", ".join(
                     f"{f} {_cmp(before[f])} → {_cmp(after[f])}" for f in moved) if moved else
                     f"update {rec.external_id}  {rec.name}: details")
+                details = dict(zip(_DETAILS, (o_name, o_account, o_owner, o_next, _cmp(read_date(o_next_date)))))
+                new_details = {"name": rec.name, "account": rec.account, "owner": rec.owner,
+                               "next_step": rec.next_step, "next_step_date": _cmp(rec.next_step_date)}
+                result.changes_preview.append(PreviewChange(
+                    "update", rec.external_id, rec.name, rec.currency,
+                    tuple((f, _cmp(before[f]), _cmp(after[f])) for f in moved)
+                    + tuple((f, _cmp(details[f]), _cmp(new_details[f])) for f in _DETAILS
+                            if _cmp(details[f]) != _cmp(new_details[f]))))
             continue
         sets = dict(values)
         del sets["source"], sets["external_id"]
