@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from inspector.playbook import Playbook
 from inspector.sources.crm import Page, SourceClient, iso, parse_dt
@@ -180,13 +180,15 @@ class _Prefetch:
             close()
 
 
+#: one statement, compiled once (SQLAlchemy's cache): the id list is an expanding parameter
+_MARK_SEEN = text("UPDATE deal SET synced_at = :now WHERE source = :s AND external_id IN :ids").bindparams(
+    bindparam("ids", expanding=True))
+
+
 def _mark_seen(store: Store, conn: Connection, source: str, external_ids: list[str], now: datetime) -> None:
     """Every deal in the page is stamped as seen by this run (removal detection on full runs)."""
     for start in range(0, len(external_ids), 500):
-        part = external_ids[start:start + 500]
-        marks = ", ".join(f":e{i}" for i in range(len(part)))
-        conn.execute(text(f"UPDATE deal SET synced_at = :now WHERE source = :s AND external_id IN ({marks})"),
-                     {"now": store.p(conn, now), "s": source, **{f"e{i}": e for i, e in enumerate(part)}})
+        conn.execute(_MARK_SEEN, {"now": store.p(conn, now), "s": source, "ids": external_ids[start:start + 500]})
 
 
 def _unseen(store: Store, conn: Connection, source: str, since: datetime) -> list[str]:
