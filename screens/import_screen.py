@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -44,6 +45,13 @@ PROBLEMS_SHOWN = 200
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _cell(value: object) -> Text:
+    """A table cell from outside text: plain, one line, cut with … when the column is narrower."""
+    text = untrusted_text(one_line(value))
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
 
 
 def _field_shown(field: str) -> str:
@@ -119,12 +127,6 @@ class ImportScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        columns = self.query_one("#columns", DataTable)
-        for label, width in (("Column", 18), ("Field", 17), ("Detected", 28), ("First value", 12)):
-            columns.add_column(untrusted_text(label), width=width)
-        preview = self.query_one("#preview", DataTable)
-        for label in csv_preview.COLUMNS:
-            preview.add_column(untrusted_text(label))
         self._previous_sub_title = self.app.sub_title
         self.app.sub_title = "Import a CSV export" + (" · read-only store: preview only"
                                                       if self.services.read_only else "")
@@ -276,7 +278,7 @@ class ImportScreen(Screen[None]):
         if f is None:
             head = styled("[b]$name[/b]: not readable as a CSV export", name=name)
         else:
-            head = styled("[b]$name[/b]: [b]$label[/b] · $encoding · $delimiter-separated · $rows rows",
+            head = styled("[b]$name[/b]: [b]$label[/b]\n$rows rows · $encoding · $delimiter-separated",
                           name=name, label=f.label, encoding=f.encoding, delimiter=f.delimiter_name,
                           rows=f"{result.rows:,}")
         if result.problem_count:
@@ -294,18 +296,35 @@ class ImportScreen(Screen[None]):
     def _show_columns(self, result: csv_file.ParseResult) -> None:
         table = self.query_one("#columns", DataTable)
         row = table.cursor_row
-        table.clear()
+        table.clear(columns=True)
+        for label, width in zip(("Column", "Field", "Detected", "First value"),
+                                self._widths(4, (18, 17, 28, 0), (1,), minimum=(10,))):
+            table.add_column(untrusted_text(label), width=width)
         f = result.fmt
         if f is None:
             return
         first = f.sample[0] if f.sample else []
         for i, column in enumerate(f.header):
             field = f.mapping.get(column, "extra")
-            table.add_row(untrusted_text(column or f"#{i + 1}"), untrusted_text(_field_shown(field)),
-                          untrusted_text(result.column_formats.get(column, "")),
-                          untrusted_text(one_line(first[i]) if i < len(first) else ""), key=str(i))
+            table.add_row(_cell(column or f"#{i + 1}"), _cell(_field_shown(field)),
+                          _cell(result.column_formats.get(column, "")),
+                          _cell(first[i] if i < len(first) else ""), key=str(i))
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
+
+    def _widths(self, n: int, fixed: tuple[int, ...], shares: tuple[int, ...],
+                minimum: tuple[int, ...]) -> list[int]:
+        """Column widths that fill the result pane: `fixed` widths (0 = flexible), the rest
+        shared out by `shares` with at least `minimum` (a narrow pane scrolls sideways)."""
+        avail = self.query_one("#result").size.width - 2 * n - 3  # cell padding, scrollbar
+        rest = max(avail - sum(fixed), 0)
+        flexible = iter(max(m, rest * share // sum(shares)) for share, m in zip(shares, minimum))
+        return [w if w else next(flexible) for w in fixed]
+
+    def on_resize(self) -> None:
+        if self.result is not None:
+            self._show_columns(self.result)
+            self._show_preview()
 
     def _show_questions(self) -> None:
         box = self.query_one("#questions", Vertical)
@@ -346,7 +365,10 @@ class ImportScreen(Screen[None]):
 
     def _show_preview(self) -> None:
         table = self.query_one("#preview", DataTable)
-        table.clear()
+        table.clear(columns=True)
+        for label, width in zip(csv_preview.COLUMNS,
+                                self._widths(6, (6, 8, 0, 15, 0, 0), (4, 3, 3), minimum=(16, 12, 12))):
+            table.add_column(untrusted_text(label), width=width)
         summary = self.query_one("#summary", Static)
         outcome = self.outcome
         if self.state != "ready" or outcome is None:
@@ -354,7 +376,7 @@ class ImportScreen(Screen[None]):
                                      "Answer the questions above; the file is read again after each answer."))
             return
         for row in csv_preview.preview_rows(outcome, self.services.playbook, limit=PREVIEW_LIMIT):
-            table.add_row(*(untrusted_text(cell) for cell in row))
+            table.add_row(*(_cell(cell) for cell in row))
         lines = csv_file.summary_lines(outcome, dry_run=True)
         more = len(outcome.changes_preview) - PREVIEW_LIMIT
         if more > 0:

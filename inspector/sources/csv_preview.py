@@ -10,6 +10,7 @@ from inspector.sources.csv_file import field_label
 from inspector.sources.ingest import UpsertResult
 
 COLUMNS = ("Change", "Id", "Deal", "Field", "Before", "After")
+_LABELS = {"amount_minor": "Amount", "forecast_category": "Category"}
 
 
 def _shown(playbook: Playbook, fld: str, value: str | None, currency: str) -> str:
@@ -39,7 +40,7 @@ def preview_rows(result: UpsertResult, playbook: Playbook, *, limit: int | None 
         fields = ch.fields or (("details", None, None),)
         for i, (fld, old, new) in enumerate(fields):
             head = (kind, ch.external_id, ch.name) if i == 0 else ("", "", "")
-            label = "Amount" if fld == "amount_minor" else field_label(fld)
+            label = _LABELS.get(fld) or field_label(fld)
             rows.append((*head, label, _shown(playbook, fld, old, ch.currency),
                          _shown(playbook, fld, new, ch.currency)))
     return rows

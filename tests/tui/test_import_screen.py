@@ -144,7 +144,7 @@ async def test_picks_a_salesforce_export_previews_and_imports(sqlite_services, e
         assert screen.state == "ready"
         assert screen.query_one("#path", PathInput).value == "salesforce.csv"
         head = plain(screen, "#recognised")
-        assert "salesforce.csv: Salesforce opportunity report · utf-8 · comma-separated · 3 rows" in head
+        assert head.splitlines()[:2] == ["salesforce.csv: Salesforce opportunity report", "3 rows · utf-8 · comma-separated"]
         assert "✔ ready" in head
         columns = cells(screen.query_one("#columns", DataTable))
         assert columns[1][:2] == ["Opportunity Name", "Deal name"]
