@@ -110,10 +110,36 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                                           "name", "account", "owner", "next_step", "next_step_date"))
     for row in _rows_by_external_id(conn, source, ids, cols):
         existing[row[0]] = row[1:]
-    new_rows: list[dict] = []
-    history_rows: list[tuple[str, dict]] = []  # (external_id, change row without deal_id)
+    # new deals are built as tuples in _NEW_COLUMNS order (+ evidence fields): no dict per row
+    new_rows: list[tuple[tuple, dict[str, Any] | None]] = []
+    history_rows: list[tuple] = []  # (external_id, field, old, new, changed_at)
+    dumps = _extras_encoder()
+    statuses: dict[str, str] = {}
+    today = now.date()
     for rec in records:
-        status = _status(pb, rec.stage)
+        status = statuses.get(rec.stage)
+        if status is None:
+            status = statuses[rec.stage] = _status(pb, rec.stage)
+        old = existing.get(rec.external_id)
+        if old is None and not dry_run:
+            result.created += 1
+            history = rec.history
+            if history:
+                stage_moves = [h.changed_at for h in history if h.field == "stage"]
+                entered = max(stage_moves).date() if stage_moves else rec.created_on or today
+                pushes = sum(1 for h in history if h.field == "close_date" and h.old and h.new and h.new > h.old)
+                for h in history:
+                    history_rows.append((rec.external_id, h.field, h.old, h.new, h.changed_at))
+            else:
+                entered, pushes = rec.created_on or today, 0
+                history_rows.append((rec.external_id, "created", None, rec.stage, rec.crm_updated_at or now))
+            evidence = {k: v for k, v in rec.fields.items() if k in _EVIDENCE} if rec.fields else None
+            new_rows.append(((rec.source, rec.external_id, rec.name, rec.account, rec.owner, rec.team, rec.manager,
+                              rec.stage, rec.crm_stage or rec.stage, status, rec.amount_minor, rec.currency,
+                              rec.close_date, rec.forecast_category, rec.next_step, rec.next_step_date,
+                              rec.created_on, rec.crm_updated_at, now, dumps(rec.extras), entered, pushes,
+                              entered if status != "open" else None), evidence))
+            continue
         values = {"source": rec.source, "external_id": rec.external_id, "name": rec.name,
                   "account": rec.account, "owner": rec.owner, "team": rec.team, "manager": rec.manager,
                   "stage": rec.stage, "crm_stage": rec.crm_stage or rec.stage, "status": status,
@@ -121,32 +147,16 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                   "forecast_category": rec.forecast_category, "next_step": rec.next_step,
                   "next_step_date": rec.next_step_date, "created_on": rec.created_on,
                   "crm_updated_at": rec.crm_updated_at, "synced_at": now,
-                  "extras": _dumps(rec.extras)}
+                  "extras": dumps(rec.extras)}
         for k, v in rec.fields.items():
             if k in _EVIDENCE:
                 values[k] = v
-        old = existing.get(rec.external_id)
-        if old is None:
+        if old is None:  # a dry run: nothing is written
             result.created += 1
-            if dry_run:
-                result.preview.append(f"new  {rec.external_id}  {rec.name}")
-                result.changes_preview.append(PreviewChange(
-                    "new", rec.external_id, rec.name, rec.currency,
-                    tuple((f, None, _cmp(values[f])) for f in ("stage", "amount_minor", "close_date"))))
-                continue
-            stage_moves = [h for h in rec.history if h.field == "stage"]
-            values["stage_entered_on"] = (max(h.changed_at for h in stage_moves).date() if stage_moves
-                                          else rec.created_on or now.date())
-            values["close_pushes"] = sum(1 for h in rec.history if h.field == "close_date"
-                                         and h.old and h.new and h.new > h.old)
-            values["closed_on"] = values["stage_entered_on"] if status != "open" else None
-            new_rows.append(values)
-            if not rec.history:
-                history_rows.append((rec.external_id, {"field": "created", "old": None, "new": rec.stage,
-                                                       "changed_at": rec.crm_updated_at or now}))
-            for h in rec.history:
-                history_rows.append((rec.external_id, {"field": h.field, "old": h.old, "new": h.new,
-                                                       "changed_at": h.changed_at}))
+            result.preview.append(f"new  {rec.external_id}  {rec.name}")
+            result.changes_preview.append(PreviewChange(
+                "new", rec.external_id, rec.name, rec.currency,
+                tuple((f, None, _cmp(values[f])) for f in ("stage", "amount_minor", "close_date"))))
             continue
         (deal_id, o_stage, o_amount, o_close, o_cat, version, entered, pushes, _o_upd,
          o_name, o_account, o_owner, o_next, o_next_date) = old
@@ -195,26 +205,56 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
         for f in moved:
             when = next((h.changed_at for h in rec.history if h.field == f and _cmp(h.new) == _cmp(after[f])),
                         now)
-            history_rows.append((rec.external_id, {"field": f, "old": _cmp(before[f]), "new": _cmp(after[f]),
-                                                   "changed_at": when}))
+            history_rows.append((rec.external_id, f, _cmp(before[f]), _cmp(after[f]), when))
     if dry_run:
         return result
     if new_rows:
-        keys: dict[str, None] = {}
-        for r in new_rows:
-            keys.update(dict.fromkeys(r))
-        defaults = {k: None for k in keys}
-        for k in keys:
-            if k in _EVIDENCE and k not in _NON_TEXT:
-                defaults[k] = ""
-        full = len(keys)  # rows that already carry every key are inserted as they are
-        store.bulk_insert("deal", [r if len(r) == full else {**defaults, **r} for r in new_rows], conn)
-    id_of = _ids(conn, source, {e for e, _r in history_rows} | {r.external_id for r in records if r.activities})
-    changes = [{"deal_id": id_of[e], **row, "source": source} for e, row in history_rows]
-    store.bulk_insert("deal_change", changes, conn)
-    result.changes = len(changes)
+        extra: dict[str, None] = {}  # evidence columns any new deal carries, first seen first
+        for _row, evidence in new_rows:
+            if evidence:
+                extra.update(dict.fromkeys(evidence))
+        if extra:
+            defaults = [(k, "" if k not in _NON_TEXT else None) for k in extra]
+            blank = tuple(d for _k, d in defaults)
+            rows = [row + tuple(evidence.get(k, d) for k, d in defaults) if evidence else row + blank
+                    for row, evidence in new_rows]
+        else:
+            rows = [row for row, _evidence in new_rows]
+        store.insert_rows("deal", _NEW_COLUMNS + tuple(extra), rows, conn)
+    id_of = _ids(conn, source, {h[0] for h in history_rows} | {r.external_id for r in records if r.activities})
+    store.insert_rows("deal_change", ("deal_id", "field", "old", "new", "changed_at", "source"),
+                      [(id_of[e], f, o, n, at, source) for e, f, o, n, at in history_rows], conn)
+    result.changes = len(history_rows)
     result.activities = _activities(store, conn, records, id_of)
     return result
+
+
+#: the columns of a new deal row, in the order upsert_deals builds them
+_NEW_COLUMNS = ("source", "external_id", "name", "account", "owner", "team", "manager", "stage", "crm_stage",
+                "status", "amount_minor", "currency", "close_date", "forecast_category", "next_step",
+                "next_step_date", "created_on", "crm_updated_at", "synced_at", "extras", "stage_entered_on",
+                "close_pushes", "closed_on")
+
+
+def _extras_encoder():
+    """`_dumps` remembered per extras content for one upsert (a CSV's extra columns repeat a few
+    values over 100k rows). Only text values are remembered (1, 1.0 and True are equal keys
+    but not the same JSON); a CRM's nested record is encoded each time."""
+    cache: dict[tuple, str] = {}
+
+    def encode(extras: dict[str, Any]) -> str:
+        if not extras:
+            return "{}"
+        if all(v.__class__ is str for v in extras.values()):
+            key = tuple(extras.items())
+            hit = cache.get(key)
+            if hit is None:
+                if len(cache) >= 100_000:
+                    cache.clear()
+                hit = cache[key] = _dumps(extras)
+            return hit
+        return _dumps(extras)
+    return encode
 
 
 _NON_TEXT = frozenset({"contract_signed_on", "contract_start", "contract_end", "renewal_date", "kickoff_date",

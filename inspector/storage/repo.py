@@ -90,8 +90,9 @@ def read_date(value: Any) -> date | None:
     return date.fromisoformat(value[:10])
 
 
-def _sqlite_converter(rows: Sequence[dict[str, Any]], col: str):
-    """A converter for the SQLite fast path, chosen from the column's first non-null value."""
+def _sqlite_converter(rows: Sequence[Any], col: Any):
+    """A converter for the SQLite fast path, chosen from the column's first non-null value
+    (`col`: a key of dict rows or an index of tuple rows)."""
     for r in rows[:200]:
         v = r[col]
         if isinstance(v, datetime):
@@ -150,6 +151,32 @@ class Store:
         return {k: self.p(conn, v) for k, v in values.items()}
 
     # -- bulk writes -----------------------------------------------------------------------
+    def insert_rows(self, table: str, cols: Sequence[str], rows: Sequence[tuple], conn: Connection,
+                    chunk: int = 20000) -> None:
+        """Insert tuple rows (values in `cols` order) with the driver's executemany on SQLite,
+        Core executemany elsewhere: no dict per row for callers that build tuples anyway."""
+        if not rows:
+            return
+        if self.dialect != "sqlite":
+            self.bulk_insert(table, [dict(zip(cols, r)) for r in rows], conn, chunk)
+            return
+        raw = conn.connection.driver_connection.cursor()
+        raw.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache for big loads
+        qmarks = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        conv = [(i, _memo(f)) for i in range(len(cols)) if (f := _sqlite_converter(rows, i))]
+        try:
+            for start in range(0, len(rows), chunk):
+                batch = rows[start:start + chunk]
+                if conv:
+                    batch = [_convert(t, conv) for t in batch]
+                raw.executemany(qmarks, batch)
+        except sqlite3.IntegrityError as exc:  # one exception type whatever the backend
+            raise IntegrityError(qmarks, None, exc) from exc
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(qmarks, None, exc, sqlite3.Error) from exc
+        finally:
+            raw.close()
+
     def bulk_insert(self, table: str, rows: Sequence[dict[str, Any]], conn: Connection | None = None,
                     chunk: int = 20000) -> None:
         """Insert many rows with executemany (all rows share the first row's keys)."""
