@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from inspector.playbook import DEAL_FIELDS, Playbook
 from inspector.sources.records import DealRecord
@@ -273,15 +273,24 @@ def _rows_by_external_id(conn: Connection, source: str, external_ids: Sequence[s
     if len(external_ids) > _SCAN_ABOVE:
         wanted = set(external_ids)
         return [r for r in conn.execute(text(f"SELECT external_id, {cols} FROM deal WHERE source = :s"),
-                                        {"s": source}) if r[0] in wanted]
+                                        {"s": source}).fetchall() if r[0] in wanted]
+    stmt = _BY_EXTERNAL_ID.get(cols)
+    if stmt is None:  # one statement per column list, compiled once (expanding id list)
+        stmt = _BY_EXTERNAL_ID[cols] = text(f"SELECT external_id, {cols} FROM deal WHERE source = :s "
+                                            "AND external_id IN :ids").bindparams(bindparam("ids", expanding=True))
     out: list[tuple] = []
     for start in range(0, len(external_ids), 500):
-        part = external_ids[start:start + 500]
-        marks = ", ".join(f":e{i}" for i in range(len(part)))
-        out.extend(conn.execute(text(f"SELECT external_id, {cols} FROM deal WHERE source = :s "
-                                     f"AND external_id IN ({marks})"),
-                                {"s": source, **{f"e{i}": e for i, e in enumerate(part)}}))
+        out.extend(conn.execute(stmt, {"s": source, "ids": list(external_ids[start:start + 500])}).fetchall())
     return out
+
+
+_BY_EXTERNAL_ID: dict[str, Any] = {}
+_KNOWN_ACTIVITIES = text("SELECT deal_id, external_id FROM activity WHERE deal_id IN :ids "
+                         "AND external_id IS NOT NULL").bindparams(bindparam("ids", expanding=True))
+_LAST_ACTIVITY = text("UPDATE deal SET last_activity_at = (SELECT MAX(a.occurred_at) FROM activity a "
+                      "WHERE a.deal_id = deal.id) WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+_ACTIVITY_COLUMNS = ("deal_id", "external_id", "kind", "occurred_at", "summary", "who", "is_progress",
+                     "progress_type")
 
 
 def _ids(conn: Connection, source: str, external_ids: Iterable[str]) -> dict[str, int]:
@@ -299,9 +308,7 @@ def _activities(store: Store, conn: Connection, records: Sequence[DealRecord], i
     deal_ids = list(dict.fromkeys(int(d) for _r, d in wanted))
     known: dict[int, set[str]] = {d: set() for d in deal_ids}
     for start in range(0, len(deal_ids), 500):
-        marks = ", ".join(str(d) for d in deal_ids[start:start + 500])  # integers from the store
-        for deal_id, ext in conn.execute(text(f"SELECT deal_id, external_id FROM activity WHERE deal_id IN "
-                                              f"({marks}) AND external_id IS NOT NULL")):
+        for deal_id, ext in conn.execute(_KNOWN_ACTIVITIES, {"ids": deal_ids[start:start + 500]}).fetchall():
             known[deal_id].add(ext)
     rows = []
     touched: dict[int, None] = {}
@@ -311,16 +318,12 @@ def _activities(store: Store, conn: Connection, records: Sequence[DealRecord], i
             if a.external_id in seen:
                 continue
             seen.add(a.external_id)
-            rows.append({"deal_id": deal_id, "external_id": a.external_id, "kind": a.kind,
-                         "occurred_at": a.occurred_at, "summary": a.summary, "who": a.who,
-                         "is_progress": False, "progress_type": None})
+            rows.append((deal_id, a.external_id, a.kind, a.occurred_at, a.summary, a.who, False, None))
             touched[int(deal_id)] = None
-    store.bulk_insert("activity", rows, conn)
+    store.insert_rows("activity", _ACTIVITY_COLUMNS, rows, conn)
     ids = list(touched)
     for start in range(0, len(ids), 500):
-        marks = ", ".join(str(d) for d in ids[start:start + 500])
-        conn.execute(text("UPDATE deal SET last_activity_at = (SELECT MAX(a.occurred_at) FROM activity a "
-                          f"WHERE a.deal_id = deal.id) WHERE id IN ({marks})"))
+        conn.execute(_LAST_ACTIVITY, {"ids": ids[start:start + 500]})
     return len(rows)
 
 
