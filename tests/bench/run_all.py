@@ -67,11 +67,18 @@ async def main():
         t1 = time.time()
         await pilot.press("down")
         t2 = time.time()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this process's own peak. ru_maxrss would carry over the parent's RSS at fork
+        # (it survives exec), and the benchmark's parent holds a freshly seeded 100k-deal store
+        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+        rss = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{t1 - t0:.3f} {scr.query_one(DealGrid).row_count} {rss:.0f} {t2 - t1:.3f}")
         # phase 2 (evidence and commit findings) continues in the background
         await app.workers.wait_for_complete()
-        print(f"{time.time() - t0:.3f}")
+        while scr.phase != "complete":
+            await asyncio.sleep(0.01)
+        await pilot.pause()
+        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+        print(f"{time.time() - t0:.3f} {int(hwm[0].split()[1]) / 1024 if hwm else 0:.0f}")
         app.exit()
 
 asyncio.run(main())
@@ -79,7 +86,7 @@ asyncio.run(main())
 
 
 def bench_cold_start(db: Path) -> None:
-    firsts, fulls, rss = [], [], []
+    firsts, fulls, rss, rss_full = [], [], [], []
     n = 0
     for _ in range(3):
         t0 = time.time()
@@ -89,11 +96,13 @@ def bench_cold_start(db: Path) -> None:
         n = int(out[1])
         rss.append(float(out[2]))
         fulls.append(float(out[4]))
+        rss_full.append(float(out[5]))
     row(f"cold start to interactive Pipeline ({n:,} rows)", f"{statistics.median(firsts):.2f} s", "≤ 1.5 s",
         "process start → rows on screen, headless driver, median of 3")
     row("  … findings with evidence/commit checks complete", f"{statistics.median(fulls):.2f} s", "-",
         "background worker, table usable meanwhile")
-    row("  peak memory (RSS)", f"{max(rss):.0f} MiB", "≤ 250 MiB")
+    row("  peak memory (RSS) when interactive", f"{max(rss):.0f} MiB", "≤ 250 MiB", "VmHWM, worst of 3")
+    row("  peak memory (RSS) once findings are complete", f"{max(rss_full):.0f} MiB", "-", "VmHWM, worst of 3")
 
 
 async def bench_interaction(db: Path) -> None:
