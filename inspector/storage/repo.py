@@ -190,24 +190,11 @@ class Store:
                 self.bulk_insert(table, rows, c, chunk)
             return
         if self.dialect == "sqlite":  # fast path: the driver's executemany on tuples
-            raw = conn.connection.driver_connection.cursor()
-            raw.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache for big loads
-            qmarks = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
             get = operator.itemgetter(*cols)
-            conv = [(i, _memo(f)) for i, c in enumerate(cols) if (f := _sqlite_converter(rows, c))]
-            try:
-                for start in range(0, len(rows), chunk):
-                    batch = list(map(get, rows[start:start + chunk])) if len(cols) > 1 else \
-                        [(get(r),) for r in rows[start:start + chunk]]
-                    if conv:
-                        batch = [_convert(t, conv) for t in batch]
-                    raw.executemany(qmarks, batch)
-            except sqlite3.IntegrityError as exc:  # one exception type whatever the backend
-                raise IntegrityError(qmarks, None, exc) from exc
-            except sqlite3.Error as exc:
-                raise DBAPIError.instance(qmarks, None, exc, sqlite3.Error) from exc
-            finally:
-                raw.close()
+            for start in range(0, len(rows), chunk):
+                part = rows[start:start + chunk]
+                self.insert_rows(table, cols, list(map(get, part)) if len(cols) > 1 else
+                                 [(get(r),) for r in part], conn, chunk)
             return
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
