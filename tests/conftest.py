@@ -97,6 +97,15 @@ def demo_services(sqlite_services, playbook):
     return sqlite_services
 
 
+@pytest.fixture
+def review_services(sqlite_services, playbook):
+    """The demo pipeline (300 deals) with 8 past weeks of finished inspections (Review, Dashboard)."""
+    from inspector import demo
+
+    demo.seed(sqlite_services.store, playbook, TODAY, 300, seed=7, history_weeks=8)
+    return sqlite_services
+
+
 @pytest.fixture(autouse=True)
 def _utc(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")

@@ -9,24 +9,16 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from sqlalchemy import text
-from textual.worker import WorkerCancelled
 
 from inspector.screens.app import InspectorApp
 from inspector.screens.handoff_screen import HandoffScreen
 from inspector.storage.handoffs import Handoffs
 
+from tests.pilot_helpers import settle
+
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
 SIZE = (120, 40)
 TODAY = date(2026, 12, 3)
-
-
-async def settle(pilot) -> None:
-    for _ in range(4):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
 
 
 def _deals(svc) -> tuple[Handoffs, int, int]:

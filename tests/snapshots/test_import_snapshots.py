@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from textual.worker import WorkerCancelled
 
 from inspector.screens.app import InspectorApp
 from inspector.screens.import_screen import ImportScreen
 from inspector.sources import csv_file
 from inspector.widgets.csv_tree import CsvTree
+
+from tests.pilot_helpers import settle as settle_workers
 
 SIZE = (120, 40)
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
@@ -44,14 +45,7 @@ def exports(tmp_path, sqlite_services):
 
 async def settle(pilot) -> None:
     """Wait for the screens' workers (not the DirectoryTree's loader, which never ends)."""
-    for _ in range(4):
-        busy = [w for w in pilot.app.workers if not isinstance(w.node, CsvTree)]
-        try:
-            if busy:
-                await pilot.app.workers.wait_for_complete(busy)
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
+    await settle_workers(pilot, skip=(CsvTree,))
 
 
 def open_file(svc, folder, name: str):

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
-from textual.worker import WorkerCancelled
 
 from inspector.inspect import build_queue
 from inspector.screens.app import InspectorApp
@@ -15,18 +14,11 @@ from inspector.screens.pipeline_screen import PipelineScreen
 from inspector.screens.summary_screen import SummaryScreen
 from inspector.storage.inspections import Inspections
 
+from tests.pilot_helpers import settle
+
 TEAM = "EMEA Enterprise"
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
 SIZES = [(120, 40), (160, 50)]
-
-
-async def settle(pilot) -> None:
-    for _ in range(4):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
 
 
 def _session(svc, *, answered: bool = True) -> tuple[int, list[int]]:

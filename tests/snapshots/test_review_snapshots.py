@@ -8,32 +8,16 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
 from sqlalchemy import text
-from textual.worker import WorkerCancelled
 
-from inspector import demo
 from inspector.screens.app import InspectorApp
 from inspector.screens.dashboard_screen import DashboardScreen
 from inspector.screens.review_screen import ReviewScreen
 
+from tests.pilot_helpers import settle
+
 SIZE = (120, 40)
 TODAY = date(2026, 12, 3)
-
-
-@pytest.fixture
-def review_services(sqlite_services, playbook):
-    demo.seed(sqlite_services.store, playbook, TODAY, 300, seed=7, history_weeks=8)
-    return sqlite_services
-
-
-async def settle(pilot) -> None:
-    for _ in range(4):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
 
 
 def overstated_deal(store) -> int:

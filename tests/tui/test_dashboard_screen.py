@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import text
-from textual.worker import WorkerCancelled
 
-from inspector import demo
 from inspector.screens.app import InspectorApp
 from inspector.screens.dashboard_screen import DashboardScreen
 from inspector.screens.drill_modal import DrillModal
@@ -17,23 +14,10 @@ from inspector.widgets.bar_chart import BarChart
 from inspector.widgets.deal_grid import DealGrid
 from inspector.widgets.trend_chart import TrendChart
 
+from tests.pilot_helpers import settle
+
 TODAY = date(2026, 12, 3)
 SIZE = (120, 40)
-
-
-@pytest.fixture
-def review_services(sqlite_services, playbook):
-    demo.seed(sqlite_services.store, playbook, TODAY, 300, seed=7, history_weeks=8)
-    return sqlite_services
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
 
 
 def sql(store, query: str, **params) -> list[tuple]:

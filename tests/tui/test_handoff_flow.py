@@ -14,14 +14,10 @@ from inspector.screens.handoff_screen import DealPicker, HandoffScreen
 from inspector.storage.handoffs import Handoffs
 from inspector.storage.inspections import Inspections
 
+from tests.pilot_helpers import settle
+
 TODAY = date(2026, 12, 3)
 HOSTILE = "[@click=app.quit]x[/]"
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def type_text(pilot, value: str) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from textual.widgets import DataTable, OptionList, Select, Static
-from textual.worker import WorkerCancelled
 
 from inspector.screens.app import InspectorApp
 from inspector.screens.field_modal import CHOICES, FieldModal
@@ -19,6 +18,8 @@ from inspector.screens.pipeline_screen import PipelineScreen
 from inspector.services import build_services
 from inspector.widgets.csv_tree import CsvTree
 from inspector.widgets.path_input import PathInput
+
+from tests.pilot_helpers import settle as settle_workers
 
 SIZE = (120, 40)
 HOSTILE = ("[b]x[/b]", "Deal [/foo", "[@click=app.quit]")
@@ -59,14 +60,7 @@ def exports(tmp_path, monkeypatch) -> Path:
 # -- helpers ----------------------------------------------------------------------------------------
 async def settle(pilot) -> None:
     """Wait for the screens' workers (not the DirectoryTree's loader, which never ends)."""
-    for _ in range(3):
-        busy = [w for w in pilot.app.workers if not isinstance(w.node, CsvTree)]
-        try:
-            if busy:  # (an empty list would mean every worker)
-                await pilot.app.workers.wait_for_complete(busy)
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
+    await settle_workers(pilot, skip=(CsvTree,))
 
 
 async def wait_until(pilot, predicate, rounds: int = 400) -> None:

@@ -12,14 +12,10 @@ from inspector.screens.pipeline_screen import PipelineScreen
 from inspector.screens.summary_screen import SummaryScreen
 from inspector.storage.inspections import Inspections
 
+from tests.pilot_helpers import settle
+
 TEAM = "EMEA Enterprise"
 TODAY_CLOCK = date(2026, 12, 3)
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def type_text(pilot, text: str) -> None:

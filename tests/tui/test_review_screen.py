@@ -9,7 +9,6 @@ from datetime import date, datetime, timezone
 import pytest
 from sqlalchemy import text
 from textual.widgets import Select
-from textual.worker import WorkerCancelled
 
 from inspector import demo
 from inspector import review as rv
@@ -20,6 +19,8 @@ from inspector.screens.review_screen import ReviewScreen
 from inspector.services import build_services
 from inspector.storage.handoffs import Handoffs
 from inspector.widgets.deal_grid import DealGrid
+
+from tests.pilot_helpers import settle
 
 TODAY = date(2026, 12, 3)
 SIZE = (120, 40)
@@ -50,15 +51,6 @@ def manager_with_overstated(store) -> tuple[str, list[int], list[int]]:
 def rename(store, deal_id: int, name: str) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE deal SET name = :n WHERE id = :d"), {"n": name, "d": deal_id})
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
 
 
 def plain(app, selector: str) -> str:

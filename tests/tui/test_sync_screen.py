@@ -94,7 +94,7 @@ async def test_full_sync_from_the_screen_shows_progress_and_counts(sqlite_servic
         assert bar.total == 120 and bar.progress == 120
         assert "last run: idle" in shown(screen, "#last-run")
         assert _count(svc, "SELECT COUNT(*), COUNT(DISTINCT external_id) FROM deal") == (120, 120)
-        assert _count(svc, f"SELECT name FROM deal WHERE external_id = '10000005'") == (HOSTILE,)
+        assert _count(svc, "SELECT name FROM deal WHERE external_id = '10000005'") == (HOSTILE,)
 
         # an incremental run from the same screen changes nothing
         await pilot.press("i")
