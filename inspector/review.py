@@ -400,6 +400,16 @@ class HandoffExceptionRow:
         return self.overdue_days > 0
 
 
+def _deal_scope(where: list[str], params: dict[str, Any], team: str | None, manager: str | None) -> None:
+    """Add the team / manager conditions on the joined deal `d` (in place)."""
+    if team:
+        where.append("d.team = :team")
+        params["team"] = team
+    if manager:
+        where.append("d.manager = :manager")
+        params["manager"] = manager
+
+
 def handoff_exceptions(store: Store, today: date, *, team: str | None = None,
                        manager: str | None = None) -> list[HandoffExceptionRow]:
     """Every open handoff exception (of the team's / manager's deals), earliest due first."""
@@ -408,12 +418,7 @@ def handoff_exceptions(store: Store, today: date, *, team: str | None = None,
     deal_ids = None
     if team or manager:
         where, p = ["e.status = 'open'"], {}
-        if team:
-            where.append("d.team = :team")
-            p["team"] = team
-        if manager:
-            where.append("d.manager = :manager")
-            p["manager"] = manager
+        _deal_scope(where, p, team, manager)
         with store.engine.connect() as conn:
             deal_ids = [r[0] for r in conn.execute(text(
                 "SELECT DISTINCT e.deal_id FROM handoff_exception e JOIN deal d ON d.id = e.deal_id "
@@ -469,12 +474,7 @@ def feedback_pattern_rows(store: Store, pb: Playbook, *, since: datetime | date 
     if until is not None:
         where.append("f.recorded_at < :until")
         raw["until"] = moment(until)
-    if team:
-        where.append("d.team = :team")
-        raw["team"] = team
-    if manager:
-        where.append("d.manager = :manager")
-        raw["manager"] = manager
+    _deal_scope(where, raw, team, manager)
     sql = ("SELECT f.category, f.deal_id, d.name, COUNT(*), MAX(f.recorded_at) FROM feedback_item f "
            "JOIN deal d ON d.id = f.deal_id" + (f" WHERE {' AND '.join(where)}" if where else "")
            + " GROUP BY f.category, f.deal_id, d.name")
