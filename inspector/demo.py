@@ -6,12 +6,20 @@ executemany in a few transactions (no per-row ORM objects), so 100k deals seed i
 """
 from __future__ import annotations
 
+import operator
+import os
+import pickle
 import random
+import struct
+import subprocess
+import sys
+import traceback
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 from inspector.playbook import Playbook
-from inspector.storage.repo import Store
+from inspector.storage.repo import Store, sqlite_values
 
 TEAMS = [
     ("EMEA Enterprise", "Siobhán O'Connor",
@@ -332,20 +340,103 @@ def _fill(rows: list[dict]) -> list[dict]:
     return [{**defaults, **r} for r in rows]
 
 
+TABLES = ("deal", "deal_change", "activity", "risk")
+PARALLEL_FROM = 20_000  # deals; below this a helper process costs more than it saves
+
+
+def _as_tuples(deals: list[dict], changes: list[dict], acts: list[dict], risks: list[dict],
+               ) -> list[tuple[str, list[str], list[tuple]]]:
+    """One chunk as (table, columns, SQLite-ready tuple rows)."""
+    out = []
+    for table, rows in zip(TABLES, (_fill(deals), changes, acts, risks)):
+        if rows:
+            cols = list(rows[0])
+            get = operator.itemgetter(*cols)
+            out.append((table, cols, sqlite_values([get(r) if len(cols) > 1 else (get(r),) for r in rows])))
+    return out
+
+
+def _produce() -> None:
+    """Helper process (`python -c`): read the pickled arguments from stdin, write the pipeline
+    to stdout chunk by chunk as length-prefixed pickles, then a zero length. A failure is
+    written as a negative length and the traceback, so the parent can report it."""
+    out = sys.stdout.buffer
+    try:
+        playbook, n_deals, today, seed = pickle.load(sys.stdin.buffer)
+        for part in iter_generate(playbook, n_deals, today, seed):
+            data = pickle.dumps(_as_tuples(*part), pickle.HIGHEST_PROTOCOL)
+            out.write(struct.pack("<q", len(data)))
+            out.write(data)
+        out.write(struct.pack("<q", 0))
+    except BaseException:
+        data = traceback.format_exc().encode()
+        out.write(struct.pack("<q", -len(data)))
+        out.write(data)
+    out.flush()
+
+
+def _generated_elsewhere(playbook: Playbook, n_deals: int, today: date, seed: int):
+    """`iter_generate` run in a helper process (as `_as_tuples` chunks), so generating the
+    next chunk overlaps with writing this one: the seed is then bound by the writes.
+
+    A plain subprocess rather than multiprocessing: its spawn mode re-runs the caller's
+    __main__, which scripts and `python -c` callers are not written for."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.Popen([sys.executable, "-c", "from inspector.demo import _produce; _produce()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    finished = False
+    try:
+        pickle.dump((playbook, n_deals, today, seed), proc.stdin, pickle.HIGHEST_PROTOCOL)
+        proc.stdin.close()
+        while True:
+            head = proc.stdout.read(8)
+            if len(head) < 8:
+                raise RuntimeError(f"the demo generator process stopped (exit code {proc.wait()})")
+            (size,) = struct.unpack("<q", head)
+            if size == 0:
+                finished = True
+                return
+            data = proc.stdout.read(abs(size))
+            if size < 0:
+                raise RuntimeError("the demo generator failed:\n" + data.decode(errors="replace"))
+            if len(data) < size:
+                raise RuntimeError(f"the demo generator process stopped (exit code {proc.wait()})")
+            yield pickle.loads(data)
+    finally:
+        if proc.poll() is None and not finished:  # stopped early: the rows are not wanted
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
+
+
 def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed: int = 7, *,
-         history_weeks: int = 0) -> SeedResult:
-    """Write a generated pipeline into an empty store."""
-    totals = [0, 0, 0]
-    with store.engine.begin() as conn:
-        for deals, changes, acts, risks in iter_generate(playbook, n_deals, today, seed):
-            store.bulk_insert("deal", _fill(deals), conn)
-            store.bulk_insert("deal_change", changes, conn)
-            store.bulk_insert("activity", acts, conn)
-            store.bulk_insert("risk", risks, conn)
-            totals = [totals[0] + len(deals), totals[1] + len(changes), totals[2] + len(acts)]
+         history_weeks: int = 0, parallel: bool | None = None) -> SeedResult:
+    """Write a generated pipeline into an empty store.
+
+    `parallel`: generate in a helper process while this one writes (default: on SQLite from
+    PARALLEL_FROM deals). Either way the rows are the same.
+    """
+    if parallel is None:
+        parallel = store.dialect == "sqlite" and n_deals >= PARALLEL_FROM
+    chunks = (_generated_elsewhere(playbook, n_deals, today, seed) if parallel else
+              (_as_tuples(*part) if store.dialect == "sqlite" else
+               [(t, None, rows) for t, rows in zip(TABLES, (_fill(part[0]), *part[1:]))]
+               for part in iter_generate(playbook, n_deals, today, seed)))
+    totals = dict.fromkeys(TABLES, 0)
+    with store.engine.begin() as conn, store.indexes_deferred(conn, TABLES[:3]):
+        for chunk in chunks:
+            for table, cols, rows in chunk:
+                if cols is None:
+                    store.bulk_insert(table, rows, conn)
+                else:
+                    store.insert_rows(table, cols, rows, conn)
+                totals[table] += len(rows)
     # -- extra demo content (past inspections, handoffs): one call per module below --
     __import__("inspector.demo_handoff", fromlist=["seed_handoff"]).seed_handoff(store, playbook, today, seed)
     if history_weeks:  # past weeks of finished inspections (Review, Dashboard, reports)
         from inspector.demo_history import seed_history
         seed_history(store, playbook, today, seed, weeks=history_weeks)
-    return SeedResult(*totals)
+    return SeedResult(totals["deal"], totals["deal_change"], totals["activity"])

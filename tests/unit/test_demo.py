@@ -247,6 +247,59 @@ def test_seed_counts_match_store(sqlite_services, playbook, generated):
         assert r.days_in_stage == (TODAY - d["stage_entered_on"]).days
 
 
+def _table_contents(path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        out = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+        out["indexes"] = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                      "ORDER BY name").fetchall()
+    return out
+
+
+def test_seed_in_a_helper_process_writes_the_same_store(tmp_path, playbook):
+    """The parallel seed (generator in a helper process, indexes built after the load) gives
+    exactly the rows and indexes of the in-process seed, and of a store whose indexes were
+    kept up to date row by row."""
+    from inspector.services import build_services
+
+    contents = {}
+    for how in ("inline", "parallel", "indexes kept"):
+        path = tmp_path / f"{how.replace(' ', '_')}.db"
+        svc = build_services(path, playbook=playbook)
+        try:
+            if how == "indexes kept":  # a row in `deal` first: the load keeps every index
+                demo.seed(svc.store, playbook, TODAY, 1, seed=5, parallel=False)
+                with svc.store.engine.begin() as conn:
+                    conn.execute(text("DELETE FROM deal"))
+                    # let the deleted deal's neighbours go too, so the stores can be compared
+                    for t in ("handoff", "promise", "approval", "closed_lost_reason", "risk"):
+                        conn.execute(text(f"DELETE FROM {t}"))
+            result = demo.seed(svc.store, playbook, TODAY, 700, seed=9, parallel=how == "parallel",
+                               history_weeks=2)
+        finally:
+            svc.store.engine.dispose()
+        assert result.deals == 700
+        contents[how] = _table_contents(path)
+    assert contents["parallel"] == contents["inline"]
+    assert contents["indexes kept"]["indexes"] == contents["inline"]["indexes"]
+    assert contents["indexes kept"]["deal_change"] == contents["inline"]["deal_change"]
+    assert len(contents["inline"]["indexes"]) >= 9  # deal, deal_change and activity keep theirs
+
+
+def test_seed_generator_failure_leaves_the_store_untouched(sqlite_services, playbook):
+    """A failure in the helper process reaches the caller with its traceback; the load rolls
+    back, indexes included."""
+    store = sqlite_services.store
+    with store.engine.connect() as conn:
+        before = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")).all()
+    with pytest.raises(RuntimeError, match="(?s)demo generator failed.*TypeError"):
+        demo.seed(store, playbook, "not a date", 50, parallel=True)  # type: ignore[arg-type]
+    with store.engine.connect() as conn:
+        after = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")).all()
+        assert conn.execute(text("SELECT COUNT(*) FROM deal")).scalar_one() == 0
+    assert after == before and len(before) > 9
+
+
 def test_seed_on_postgres(services, playbook):
     result = demo.seed(services.store, playbook, TODAY, 120, seed=11)
     assert services.store.deal_count() == result.deals == 120
