@@ -7,17 +7,12 @@ executemany in a few transactions (no per-row ORM objects), so 100k deals seed i
 from __future__ import annotations
 
 import operator
-import os
-import pickle
 import random
-import struct
-import subprocess
 import sys
-import traceback
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
+from inspector import subproc
 from inspector.playbook import Playbook
 from inspector.storage.repo import Store, sqlite_values
 
@@ -357,59 +352,31 @@ def _as_tuples(deals: list[dict], changes: list[dict], acts: list[dict], risks: 
 
 
 def _produce() -> None:
-    """Helper process (`python -c`): read the pickled arguments from stdin, write the pipeline
-    to stdout chunk by chunk as length-prefixed pickles, then a zero length. A failure is
-    written as a negative length and the traceback, so the parent can report it."""
+    """Helper process: read the arguments from stdin, write the pipeline to stdout chunk by
+    chunk (`_as_tuples`), then None."""
     out = sys.stdout.buffer
     try:
-        playbook, n_deals, today, seed = pickle.load(sys.stdin.buffer)
+        playbook, n_deals, today, seed = subproc.receive(None, sys.stdin.buffer)
         for part in iter_generate(playbook, n_deals, today, seed):
-            data = pickle.dumps(_as_tuples(*part), pickle.HIGHEST_PROTOCOL)
-            out.write(struct.pack("<q", len(data)))
-            out.write(data)
-        out.write(struct.pack("<q", 0))
+            subproc.send(out, _as_tuples(*part))
+        subproc.send(out, None)
     except BaseException:
-        data = traceback.format_exc().encode()
-        out.write(struct.pack("<q", -len(data)))
-        out.write(data)
-    out.flush()
+        subproc.send_failure(out)
 
 
 def _generated_elsewhere(playbook: Playbook, n_deals: int, today: date, seed: int):
     """`iter_generate` run in a helper process (as `_as_tuples` chunks), so generating the
-    next chunk overlaps with writing this one: the seed is then bound by the writes.
-
-    A plain subprocess rather than multiprocessing: its spawn mode re-runs the caller's
-    __main__, which scripts and `python -c` callers are not written for."""
-    package_root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.Popen([sys.executable, "-c", "from inspector.demo import _produce; _produce()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-    assert proc.stdin is not None and proc.stdout is not None
+    next chunk overlaps with writing this one: the seed is then bound by the writes."""
+    proc = subproc.start("inspector.demo", "_produce", "demo generator")
     finished = False
     try:
-        pickle.dump((playbook, n_deals, today, seed), proc.stdin, pickle.HIGHEST_PROTOCOL)
+        subproc.send(proc.stdin, (playbook, n_deals, today, seed))
         proc.stdin.close()
-        while True:
-            head = proc.stdout.read(8)
-            if len(head) < 8:
-                raise RuntimeError(f"the demo generator process stopped (exit code {proc.wait()})")
-            (size,) = struct.unpack("<q", head)
-            if size == 0:
-                finished = True
-                return
-            data = proc.stdout.read(abs(size))
-            if size < 0:
-                raise RuntimeError("the demo generator failed:\n" + data.decode(errors="replace"))
-            if len(data) < size:
-                raise RuntimeError(f"the demo generator process stopped (exit code {proc.wait()})")
-            yield pickle.loads(data)
+        while (chunk := subproc.receive(proc)) is not None:
+            yield chunk
+        finished = True
     finally:
-        if proc.poll() is None and not finished:  # stopped early: the rows are not wanted
-            proc.kill()
-        proc.stdout.close()
-        proc.wait()
+        subproc.stop(proc, finished=finished)
 
 
 def seed(store: Store, playbook: Playbook, today: date, n_deals: int = 600, seed: int = 7, *,

@@ -10,12 +10,17 @@ deletes them); local inspection data is never touched.
 The TUI wires `progress` to `post_message` and `should_stop` to worker cancellation; the
 CLI prints progress to stderr. The next page is read (HTTP) in a helper thread while the
 current one is written and committed; only the reading thread touches the source client, so
-`progress` may be called from it too (waits: "rate limited, retrying in 2s").
+`progress` may be called from it too (waits: "rate limited, retrying in 2s"). A big sync
+into a SQLite file instead commits pages in a helper process (`_ProcessWriter`), which also
+maps the CRM's JSON to records: reading and writing then each have a core.
 """
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -24,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from inspector import subproc
 from inspector.playbook import Playbook
 from inspector.sources.crm import Page, SourceClient, iso, parse_dt
 from inspector.sources.http import CrmError, Wait
@@ -181,8 +187,8 @@ class _Prefetch:
 
 
 #: one statement, compiled once (SQLAlchemy's cache): the id list is an expanding parameter
-_MARK_SEEN = text("UPDATE deal SET synced_at = :now WHERE source = :s AND external_id IN :ids").bindparams(
-    bindparam("ids", expanding=True))
+_MARK_SEEN = text("UPDATE deal SET synced_at = :now WHERE source = :s AND external_id IN :ids "
+                  "AND (synced_at IS NULL OR synced_at <> :now)").bindparams(bindparam("ids", expanding=True))
 
 
 def _mark_seen(store: Store, conn: Connection, source: str, external_ids: list[str], now: datetime) -> None:
@@ -199,9 +205,12 @@ def _unseen(store: Store, conn: Connection, source: str, since: datetime) -> lis
 
 def sync_source(store: Store, playbook: Playbook, source_client: SourceClient, *, full: bool, now: datetime,
                 progress: Callable[[SyncStatus], None] = lambda s: None,
-                should_stop: Callable[[], bool] = lambda: False) -> SyncStatus:
+                should_stop: Callable[[], bool] = lambda: False,
+                writer_process: bool | None = None) -> SyncStatus:
     """Run (or resume) one sync of `source_client` into `store`; returns the final status.
 
+    `writer_process`: commit pages in a helper process while this one reads (default: for a
+    SQLite file when the source estimates at least WRITE_ELSEWHERE_FROM deals).
     Raises `CrmError` after checkpointing when the CRM fails (auth, quota, network...)."""
     source = source_client.source
     prev = read_state(store, source) or SyncStateRow(source)
@@ -241,44 +250,55 @@ def sync_source(store: Store, playbook: Playbook, source_client: SourceClient, *
     if http is not None:
         http.on_wait = on_wait
     progress(status)
-    pages: _Prefetch | None = None
+    pages: Any = None
+    writer: _ProcessWriter | None = None
     try:
         if status.total is None and hasattr(source_client, "estimate_total"):
             status.total = source_client.estimate_total(since)
-        pages = _Prefetch(source_client.iter_pages(since, run.cursor))
+        if _write_elsewhere(store, writer_process, status.total):
+            writer = _ProcessWriter(store, playbook, run, status, started, now)
+            if hasattr(source_client, "defer_mapping"):  # JSON to records in the helper too
+                source_client.defer_mapping = True
+            pages = _Inline(source_client.iter_pages(since, run.cursor))
+        else:
+            pages = _Prefetch(source_client.iter_pages(since, run.cursor))
         for page in pages:
-            with store.engine.begin() as conn:
-                result = upsert_deals(store, playbook, page.records, now=now, conn=conn)
-                _mark_seen(store, conn, source, [r.external_id for r in page.records], now)
-                status.pages += 1
-                status.deals += len(page.records)
-                status.created += result.created
-                status.updated += result.updated
-                status.unchanged += result.unchanged
-                status.changes += result.changes
-                status.activities += result.activities
-                if page.total is not None and status.total is None:
-                    status.total = page.total
-                run.cursor = page.next_cursor
-                run.counts.update(status.counts())
-                run.counts["max_seen"] = _max_iso(run.counts.get("max_seen"), page.watermark)
-                if page.next_cursor is None:
-                    _finish(store, conn, run, status, started, now)
-                else:
-                    _write_state(store, conn, run)
+            if writer is None:
+                _commit_page(store, playbook, page, run, status, started, now)
+            else:  # pages go to the helper while the next are read; wait only when AHEAD are out
+                writer.submit(page, status.rate_waits)
+                done = writer.take_ready(run, status)
+                if writer.in_flight >= AHEAD:
+                    writer.take(run, status)
+                elif not done:
+                    continue
             status.message = ""
             progress(status)
-            if page.next_cursor is not None and should_stop():
+            if status.state != "done" and should_stop():
                 pages.close()
+                if writer is not None:  # the page handed over is complete: it commits
+                    writer.drain(run, status, progress)
+                    writer = None
+                    if status.state == "done":
+                        return status
                 _interrupt(store, run, "cancelled by the user")
                 status.state = "cancelled"
                 status.message = f"cancelled after page {status.pages}; the next run resumes there"
                 progress(status)
                 return status
+        if writer is not None:
+            writer.drain(run, status, progress)
+            writer = None
         if status.state == "running":  # a source that yielded no page at all
             with store.engine.begin() as conn:
                 _finish(store, conn, run, status, started, now)
     except CrmError as exc:
+        if writer is not None:  # pages read before the failure still commit, in order
+            try:
+                writer.drain(run, status, progress)
+            except Exception:  # noqa: BLE001 - the CRM error is the one to report
+                pass
+            writer = None
         _interrupt(store, run, str(exc), failed=True)
         status.state = "failed"
         status.error, status.error_kind = str(exc), exc.kind
@@ -286,15 +306,247 @@ def sync_source(store: Store, playbook: Playbook, source_client: SourceClient, *
         progress(status)
         raise
     except BaseException as exc:  # network down mid-page, a bug: keep the checkpoint
+        if writer is not None:
+            writer.close(finished=False)
+            writer = None
         _interrupt(store, run, f"{type(exc).__name__}: interrupted", failed=True)
         raise
     finally:
         if pages is not None:
             pages.close()
+        if writer is not None:
+            writer.close(finished=False)
         if http is not None:
             http.on_wait = None
+        if getattr(source_client, "defer_mapping", False):
+            source_client.defer_mapping = False
     progress(status)
     return status
+
+
+def _commit_page(store: Store, playbook: Playbook, page: Page, run: SyncStateRow, status: SyncStatus,
+                 started: datetime, now: datetime) -> None:
+    """One page, one transaction: its deals, their seen stamps and the checkpoint (or, on the
+    last page, the run's end). `run` and `status` are updated in place."""
+    source = run.source
+    page.materialize(playbook)
+    with store.engine.begin() as conn:
+        result = upsert_deals(store, playbook, page.records, now=now, conn=conn)
+        _mark_seen(store, conn, source, [r.external_id for r in page.records], now)
+        status.pages += 1
+        status.deals += len(page.records)
+        status.created += result.created
+        status.updated += result.updated
+        status.unchanged += result.unchanged
+        status.changes += result.changes
+        status.activities += result.activities
+        if page.total is not None and status.total is None:
+            status.total = page.total
+        run.cursor = page.next_cursor
+        run.counts.update(status.counts())
+        run.counts["max_seen"] = _max_iso(run.counts.get("max_seen"), page.watermark)
+        if page.next_cursor is None:
+            _finish(store, conn, run, status, started, now)
+        else:
+            _write_state(store, conn, run)
+
+
+# -- writing in a helper process ---------------------------------------------------------------
+#: deals (the source's estimate) from which a SQLite sync writes in a helper process
+WRITE_ELSEWHERE_FROM = 5000
+#: pages read ahead of the last one committed (the helper evens out the CRM's slow answers)
+AHEAD = 4
+#: what a committed page changes in SyncStatus (the rest is the reading side's: waits, messages)
+_PAGE_FIELDS = ("state", "pages", "deals", "created", "updated", "unchanged", "changes", "activities",
+                "removed", "total")
+
+
+def _write_elsewhere(store: Store, requested: bool | None, total: int | None) -> bool:
+    if requested is None:  # a tuning knob (and how tests drive the CLI down either path)
+        requested = {"process": True, "inline": False}.get(os.environ.get("INSPECTOR_SYNC_WRITER", ""))
+    if requested is not None:
+        return requested
+    url = store.engine.url
+    return (url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+            and total is not None and total >= WRITE_ELSEWHERE_FROM)
+
+
+class _Inline:
+    """The source's pages read in this thread (the helper process does the writing)."""
+
+    def __init__(self, pages: Iterator[Page]) -> None:
+        self._pages = pages
+
+    def __iter__(self) -> Iterator[Page]:
+        return self._pages
+
+    def close(self) -> None:
+        close = getattr(self._pages, "close", None)
+        if close is not None:
+            close()
+
+
+class _ProcessWriter:
+    """Pages committed by `_commit_page` in a helper process, in the order they are handed
+    over, while this process reads the next pages: reading (HTTP) and writing (JSON to
+    records, SQLite) each get a core instead of sharing one interpreter lock.
+
+    The helper opens its own connection to the same SQLite file and holds the run's `run`
+    and `status`; after each page it sends them back, and `take` copies them here. Two small
+    threads move bytes: one writes pickled pages to the helper's stdin (handing a page over
+    never waits for a commit), one reads the helper's answers (so `take_ready` can apply the
+    commits that are done without waiting). If this process dies, the helper reads the end
+    of its input and stops: a page is committed whole or not at all, with its checkpoint.
+    """
+
+    def __init__(self, store: Store, playbook: Playbook, run: SyncStateRow, status: SyncStatus,
+                 started: datetime, now: datetime) -> None:
+        self.in_flight = 0
+        self._proc = subproc.start("inspector.sync", "_write_pages", "sync writer")
+        self._out: queue.Queue = queue.Queue(maxsize=AHEAD)
+        self._acks: queue.Queue = queue.Queue()
+        url = store.engine.url.render_as_string(hide_password=False)
+        self._out.put(pickle.dumps((url, playbook, run, status, started, now), pickle.HIGHEST_PROTOCOL))
+        self._closed = False
+        self._sender = threading.Thread(target=self._send, name="sync-writer-feed", daemon=True)
+        self._sender.start()
+        threading.Thread(target=self._receive, name="sync-writer-acks", daemon=True).start()
+
+    def _send(self) -> None:
+        stdin = self._proc.stdin
+        try:
+            while (data := self._out.get()) is not None:
+                subproc.send_bytes(stdin, data)
+        except (OSError, ValueError):  # the helper is gone; `take` says why
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                self._acks.put(subproc.receive(self._proc))
+            except BaseException as exc:  # noqa: BLE001 - the helper stopped: `take` raises it
+                self._acks.put(exc)
+                return
+
+    def submit(self, page: Page, rate_waits: int) -> None:
+        data = pickle.dumps((page, rate_waits), pickle.HIGHEST_PROTOCOL)
+        while True:
+            try:
+                self._out.put(data, timeout=0.5)
+                break
+            except queue.Full:
+                if not self._sender.is_alive():  # the helper stopped reading: its error
+                    self._apply(self._acks.get(), None, None)
+                    raise subproc.HelperError("the sync writer stopped reading pages")
+        self.in_flight += 1
+
+    def take(self, run: SyncStateRow, status: SyncStatus) -> None:
+        """Wait for the oldest page handed over to commit; copy the helper's run and status."""
+        self._apply(self._acks.get(), run, status)
+
+    def take_ready(self, run: SyncStateRow, status: SyncStatus) -> int:
+        """Apply the commits that are already done; how many there were."""
+        n = 0
+        while self.in_flight:
+            try:
+                item = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            self._apply(item, run, status)
+            n += 1
+        return n
+
+    def _apply(self, item: Any, run: SyncStateRow | None, status: SyncStatus | None) -> None:
+        if isinstance(item, BaseException):
+            raise item
+        kind, *reply = item
+        if kind == "crm_error":  # the CRM's JSON did not map (a broken body): a CRM failure
+            raise reply[0]
+        self.in_flight -= 1
+        new_run, new_status = reply
+        if run is not None and status is not None:
+            run.__dict__.update(new_run.__dict__)
+            for name in _PAGE_FIELDS:
+                setattr(status, name, getattr(new_status, name))
+
+    def drain(self, run: SyncStateRow, status: SyncStatus, progress: Callable[[SyncStatus], None]) -> None:
+        """Every page handed over committed (or the helper's error raised); then stop it."""
+        try:
+            while self.in_flight:
+                self.take(run, status)
+                status.message = ""
+                progress(status)
+        except BaseException:
+            self.close(finished=False)
+            raise
+        self.close(finished=True)
+
+    def close(self, *, finished: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if not finished:
+            subproc.stop(self._proc, finished=False)  # kill first: the feed thread may be mid-write
+        try:
+            self._out.put_nowait(None)
+        except queue.Full:
+            pass
+        self._sender.join(timeout=5)
+        if finished:
+            subproc.stop(self._proc, finished=True)
+
+
+def _write_pages() -> None:
+    """The helper process of `_ProcessWriter`. A thread receives and maps the next page while
+    this one writes the current page and waits for its commit to reach the disk."""
+    from inspector.storage.db import make_engine
+
+    out, inp = sys.stdout.buffer, sys.stdin.buffer
+    try:
+        url, playbook, run, status, started, now = subproc.receive(None, inp)
+        mapped: queue.Queue = queue.Queue(maxsize=1)
+        threading.Thread(target=_map_ahead, args=(inp, playbook, mapped), name="sync-map-ahead",
+                         daemon=True).start()
+        store = Store(make_engine(url))
+        try:
+            while (item := mapped.get()) is not None:
+                if isinstance(item, BaseException):
+                    if isinstance(item, CrmError):  # the CRM's JSON did not map: a CRM failure
+                        subproc.send(out, ("crm_error", item))
+                        return
+                    raise item
+                page, status.rate_waits = item
+                _commit_page(store, playbook, page, run, status, started, now)
+                subproc.send(out, ("ok", run, status))
+        finally:
+            store.engine.dispose()
+    except BaseException:
+        subproc.send_failure(out)
+
+
+def _map_ahead(inp: Any, playbook: Playbook, mapped: queue.Queue) -> None:
+    """In the helper: pages from the parent, their JSON mapped to records, queued in order;
+    then None (end of input) or the exception that stopped it."""
+    mappers: dict[Any, Any] = {}  # one per run, so its caches last from page to page
+    try:
+        while True:
+            try:
+                page, rate_waits = subproc.receive(None, inp)
+            except EOFError:
+                mapped.put(None)
+                return
+            if page.deferred is not None:
+                mapper, payload = page.deferred
+                page.deferred = (mappers.setdefault(getattr(mapper, "key", id(mapper)), mapper), payload)
+                page.materialize(playbook)
+            mapped.put((page, rate_waits))
+    except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
+        mapped.put(exc)
 
 
 def _finish(store: Store, conn: Connection, run: SyncStateRow, status: SyncStatus, started: datetime,

@@ -28,6 +28,16 @@ class Page:
     next_cursor: str | None
     watermark: str | None
     total: int | None = None  # the source's estimate of deals in this run, when it tells
+    #: (mapper, payload): the records are still the CRM's JSON; `materialize` maps them with
+    #: `mapper.build(playbook, payload)` (a sync maps where it writes, in its helper process)
+    deferred: Any = None
+
+    def materialize(self, playbook: Playbook) -> "Page":
+        if self.deferred is not None:
+            mapper, payload = self.deferred
+            self.records = mapper.build(playbook, payload)
+            self.deferred = None
+        return self
 
 
 @dataclass

@@ -60,6 +60,9 @@ class CrmError(Exception):
         self.code = code
         super().__init__(str(self))
 
+    def __reduce__(self):  # pickles whole (a sync's helper process reports one this way)
+        return (type(self), (self.endpoint, self.status, self.message), self.__dict__)
+
     def __str__(self) -> str:
         status = f" HTTP {self.status}" if self.status else ""
         return f"{self.endpoint}:{status} {self.message}".strip()

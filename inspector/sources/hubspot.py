@@ -9,6 +9,7 @@ before the 10,000-result search cap, then batch-reads history and v4 association
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,9 @@ class HubSpotSource:
         self.page_size = min(page_size, 50)  # list with propertiesWithHistory: ≤ 50
         self._stages: dict[str, StageMeta] | None = None
         self._owners: dict[str, tuple[str, str]] | None = None
+        self._mapper: HubSpotMapper | None = None
+        #: full-sync pages carry the raw JSON and a mapper instead of records (`Page.deferred`)
+        self.defer_mapping = False
 
     def close(self) -> None:
         self.http.close()
@@ -133,11 +137,17 @@ class HubSpotSource:
                                       "associations": ",".join(ASSOCIATIONS), "archived": "false"}
             if after:
                 params["after"] = after
-            data = self.http.get_json(DEALS, params=params)
+            resp = self.http.request("GET", DEALS, params=params)
+            data = self.http._json(resp)
             objs = data.get("results", [])
             after = ((data.get("paging") or {}).get("next") or {}).get("after")
-            records = self._records(objs, inline_assoc=True)
-            yield Page(records, Cursor("list", after).dump() if after else None, _newest(objs))
+            next_cursor = Cursor("list", after).dump() if after else None
+            if self.defer_mapping and objs:  # JSON to records where the page is written
+                links = self._links(objs, inline_assoc=True)
+                yield Page([], next_cursor, _newest(objs),
+                           deferred=(self.mapper(), (resp.content, links, self._related_bodies(links, raw=True))))
+            else:
+                yield Page(self._records(objs, inline_assoc=True), next_cursor, _newest(objs))
             if not after:
                 return
 
@@ -204,20 +214,8 @@ class HubSpotSource:
                         inputs.append({"id": src, "after": after})
         return out
 
-    def _read_objects(self, kind: str, ids: list[str], props: tuple[str, ...]) -> dict[str, dict]:
-        out: dict[str, dict] = {}
-        unique = list(dict.fromkeys(ids))
-        for part in _chunks(unique, 100):
-            resp = self.http.request("POST", f"/crm/v3/objects/{kind}/batch/read",
-                                     json_body={"inputs": [{"id": i} for i in part], "properties": list(props)},
-                                     idempotent=True, ok=(207,))
-            for obj in (self.http._json(resp) or {}).get("results", []):
-                out[str(obj["id"])] = obj.get("properties") or {}
-        return out
-
-    def _records(self, objs: list[dict], *, inline_assoc: bool) -> list[DealRecord]:
-        if not objs:
-            return []
+    def _links(self, objs: list[dict], *, inline_assoc: bool) -> dict[str, dict[str, list[str]]]:
+        """Association kind -> deal id -> associated ids (inline when complete, else API v4)."""
         ids = [str(o["id"]) for o in objs]
         links: dict[str, dict[str, list[str]]] = {k: {} for k in ASSOCIATIONS}
         for kind in ASSOCIATIONS:
@@ -230,117 +228,34 @@ class HubSpotSource:
                         need_v4 = True
             if need_v4:
                 links[kind] = self._assoc_v4(ids, kind)
-        companies = self._read_objects("companies", [c for v in links["companies"].values() for c in v[:1]], ("name",))
-        engagements = {kind: self._read_objects(kind, [e for v in links[kind].values() for e in v], ENGAGEMENTS[kind][1])
-                       for kind in ENGAGEMENTS if any(links[kind].values())}
-        owners = self.owners()
-        return [self._record(o, links, companies, engagements, owners) for o in objs]
+        return links
 
-    def _deal_stage(self, stage_id: str) -> tuple[str, StageMeta | None]:
-        """A deal's current stage id -> (playbook key, stage metadata); cached per stage id."""
-        cache = self.__dict__.setdefault("_deal_stages", {})
-        hit = cache.get(stage_id)
-        if hit is None:
-            meta = self.stages().get(stage_id)
-            won = None
-            if meta and meta.closed:
-                won = (meta.probability or 0) >= 0.5
-            hit = cache[stage_id] = (map_stage(self.pb, stage_id, meta.label if meta else "",
-                                               meta.probability if meta else None,
-                                               meta.closed if meta else None, won), meta)
-        return hit
+    def _related_bodies(self, links: dict[str, dict[str, list[str]]], *, raw: bool = False,
+                        ) -> list[tuple[str, Any]]:
+        """The companies and engagements the deals link to: each batch read's JSON, decoded
+        (or `raw`, left for `HubSpotMapper.build` to decode where the page is written)."""
+        wanted = [("companies", [c for v in links["companies"].values() for c in v[:1]], ("name",))]
+        wanted += [(kind, [e for v in links[kind].values() for e in v], ENGAGEMENTS[kind][1])
+                   for kind in ENGAGEMENTS if any(links[kind].values())]
+        bodies: list[tuple[str, bytes]] = []
+        for kind, ids, props in wanted:
+            for part in _chunks(list(dict.fromkeys(ids)), 100):
+                resp = self.http.request("POST", f"/crm/v3/objects/{kind}/batch/read",
+                                         json_body={"inputs": [{"id": i} for i in part], "properties": list(props)},
+                                         idempotent=True, ok=(207,))
+                bodies.append((kind, resp.content if raw else self.http._json(resp)))
+        return bodies
 
-    def _category(self, value: str | None) -> str:
-        cache = self.__dict__.setdefault("_categories", {})
-        hit = cache.get(value)
-        if hit is None:
-            hit = cache[value] = map_category(self.pb, value)
-        return hit
+    def _records(self, objs: list[dict], *, inline_assoc: bool) -> list[DealRecord]:
+        if not objs:
+            return []
+        links = self._links(objs, inline_assoc=inline_assoc)
+        return self.mapper().build(self.pb, (objs, links, self._related_bodies(links)))
 
-    def _record(self, obj: dict, links: dict, companies: dict, engagements: dict,
-                owners: dict[str, tuple[str, str]]) -> DealRecord:
-        p: dict[str, Any] = obj.get("properties") or {}
-        did = str(obj["id"])
-        stage_id = str(p.get("dealstage") or "")
-        stage, meta = self._deal_stage(stage_id)
-        currency = (p.get("deal_currency_code") or "USD").upper()
-        owner_name, team = owners.get(str(p.get("hubspot_owner_id") or ""), ("", ""))
-        company_ids = links["companies"].get(did) or []
-        account = (companies.get(company_ids[0]) or {}).get("name") or "" if company_ids else ""
-        category = self._category(p.get("hs_manual_forecast_category") or p.get("hs_forecast_category"))
-        history = self._history(obj.get("propertiesWithHistory") or {}, currency)
-        activities = []
-        nobody = ("", "")
-        for kind, (act_kind, _props, summary_prop) in ENGAGEMENTS.items():
-            eids = links[kind].get(did)
-            if not eids:
-                continue
-            found = engagements.get(kind) or {}
-            for eid in eids:
-                e = found.get(eid)
-                if e is None:
-                    continue
-                when = parse_dt(e.get("hs_timestamp")) or parse_dt(e.get("hs_createdate"))
-                if when is None:
-                    continue
-                who = owners.get(str(e.get("hubspot_owner_id") or ""), nobody)[0]
-                activities.append(ActivityRecord(f"{kind}:{eid}", act_kind, when, plain(e.get(summary_prop)), who))
-        extras = {"crm": dict(sorted(p.items())), "pipeline": meta.pipeline if meta else p.get("pipeline"),
-                  "stage_label": meta.label if meta else stage_id}
-        return DealRecord(
-            source=self.source, external_id=did, name=p.get("dealname") or f"(unnamed deal {did})",
-            stage=stage, account=account, owner=owner_name, team=team,
-            crm_stage=meta.label if meta else stage_id, amount_minor=parse_minor(p.get("amount"), currency),
-            currency=currency, close_date=parse_date(p.get("closedate")), forecast_category=category,
-            next_step=p.get("hs_next_step") or "", created_on=parse_date(p.get("createdate")),
-            crm_updated_at=parse_dt(p.get("hs_lastmodifieddate") or obj.get("updatedAt")),
-            extras=extras, history=history, activities=activities)
-
-    def _history_stage(self, v: str | None) -> str | None:
-        """A stage id in the history to a playbook key (cached: a portal has a few dozen stages)."""
-        if not v:
-            return None
-        cache = self.__dict__.setdefault("_stage_keys", {})
-        if v not in cache:
-            stages = self.stages()
-            cache[v] = map_stage(self.pb, v, stages[v].label if v in stages else "",
-                                 stages[v].probability if v in stages else None,
-                                 stages[v].closed if v in stages else None)
-        return cache[v]
-
-    def _history_value(self, prop: str, value: Any, currency: str) -> str | None:
-        """A history version's value in the stored form (cached per property, value and currency)."""
-        cache = self.__dict__.setdefault("_history_values", {})
-        key = (prop, value, currency)
-        try:
-            return cache[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable value: convert without caching
-            return _HISTORY_CONVERT[prop][1](self, value, currency)
-        if len(cache) > 100_000:
-            cache.clear()
-        new = cache[key] = _HISTORY_CONVERT[prop][1](self, value, currency)
-        return new
-
-    def _history(self, with_history: dict[str, list[dict]], currency: str) -> list[HistoryItem]:
-        out: list[HistoryItem] = []
-        value_of = self._history_value
-        for prop, (field, _conv) in _HISTORY_CONVERT.items():
-            versions = with_history.get(prop)
-            if not versions:
-                continue
-            if len(versions) > 1:
-                versions = sorted(versions, key=_timestamp)
-            prev = None
-            for v in versions:
-                when = parse_dt(v.get("timestamp"))
-                new = value_of(prop, v.get("value"), currency)
-                if when is None or new == prev:
-                    continue
-                out.append(HistoryItem(field, prev, new, when))
-                prev = new
-        return out
+    def mapper(self) -> "HubSpotMapper":
+        if self._mapper is None:
+            self._mapper = HubSpotMapper(self.source, self.stages(), self.owners())
+        return self._mapper
 
     # -- writeback --------------------------------------------------------------------------------
     def read_current(self, external_ids: list[str], fields: list[str]) -> dict[str, dict[str, str | None]]:
@@ -420,6 +335,169 @@ class HubSpotSource:
                 nid = by_marker.get(n.marker)
                 outcomes.append(Outcome(n.external_id, bool(nid), "" if nid else "not confirmed by HubSpot", nid or ""))
         return outcomes
+
+
+class HubSpotMapper:
+    """HubSpot JSON (deals, their associations, the related objects' batch reads) to
+    DealRecords. No HTTP: it pickles (without the playbook and its caches), so a sync can
+    map pages in the process that writes them."""
+
+    def __init__(self, source: str, stages: dict[str, StageMeta], owners: dict[str, tuple[str, str]]) -> None:
+        self.source = source
+        self.stages = stages
+        self.owners = owners
+        self.key = (source, repr(sorted(stages.items())), repr(sorted(owners.items())))
+        self.pb: Playbook | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._deal_stages: dict[str, tuple[str, StageMeta | None]] = {}
+        self._categories: dict[str | None, str] = {}
+        self._stage_keys: dict[str, str] = {}
+        self._history_values: dict[tuple, str | None] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "stages": self.stages, "owners": self.owners, "key": self.key}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.pb = None
+        self._reset()
+
+    def build(self, playbook: Playbook, payload: tuple) -> list[DealRecord]:
+        """`payload`: (deal objects or the list response's raw JSON, links, related bodies)."""
+        if self.pb is not playbook:
+            self.pb = playbook
+            self._reset()
+        objs, links, bodies = payload
+        if isinstance(objs, bytes):
+            objs = _decoded("GET", DEALS, objs).get("results", [])
+        related: dict[str, dict[str, dict]] = {}
+        for kind, body in bodies:
+            found = related.setdefault(kind, {})
+            if isinstance(body, bytes):
+                body = _decoded("POST", f"/crm/v3/objects/{kind}/batch/read", body)
+            for obj in (body or {}).get("results", []):
+                found[str(obj["id"])] = obj.get("properties") or {}
+        companies = related.get("companies", {})
+        engagements = {k: v for k, v in related.items() if k != "companies"}
+        return [self._record(o, links, companies, engagements, self.owners) for o in objs]
+
+    def _deal_stage(self, stage_id: str) -> tuple[str, StageMeta | None]:
+        """A deal's current stage id -> (playbook key, stage metadata); cached per stage id."""
+        cache = self._deal_stages
+        hit = cache.get(stage_id)
+        if hit is None:
+            meta = self.stages.get(stage_id)
+            won = None
+            if meta and meta.closed:
+                won = (meta.probability or 0) >= 0.5
+            hit = cache[stage_id] = (map_stage(self.pb, stage_id, meta.label if meta else "",
+                                               meta.probability if meta else None,
+                                               meta.closed if meta else None, won), meta)
+        return hit
+
+    def _category(self, value: str | None) -> str:
+        cache = self._categories
+        hit = cache.get(value)
+        if hit is None:
+            hit = cache[value] = map_category(self.pb, value)
+        return hit
+
+    def _record(self, obj: dict, links: dict, companies: dict, engagements: dict,
+                owners: dict[str, tuple[str, str]]) -> DealRecord:
+        p: dict[str, Any] = obj.get("properties") or {}
+        did = str(obj["id"])
+        stage_id = str(p.get("dealstage") or "")
+        stage, meta = self._deal_stage(stage_id)
+        currency = (p.get("deal_currency_code") or "USD").upper()
+        owner_name, team = owners.get(str(p.get("hubspot_owner_id") or ""), ("", ""))
+        company_ids = links["companies"].get(did) or []
+        account = (companies.get(company_ids[0]) or {}).get("name") or "" if company_ids else ""
+        category = self._category(p.get("hs_manual_forecast_category") or p.get("hs_forecast_category"))
+        history = self._history(obj.get("propertiesWithHistory") or {}, currency)
+        activities = []
+        nobody = ("", "")
+        for kind, (act_kind, _props, summary_prop) in ENGAGEMENTS.items():
+            eids = links[kind].get(did)
+            if not eids:
+                continue
+            found = engagements.get(kind) or {}
+            for eid in eids:
+                e = found.get(eid)
+                if e is None:
+                    continue
+                when = parse_dt(e.get("hs_timestamp")) or parse_dt(e.get("hs_createdate"))
+                if when is None:
+                    continue
+                who = owners.get(str(e.get("hubspot_owner_id") or ""), nobody)[0]
+                activities.append(ActivityRecord(f"{kind}:{eid}", act_kind, when, plain(e.get(summary_prop)), who))
+        extras = {"crm": dict(sorted(p.items())), "pipeline": meta.pipeline if meta else p.get("pipeline"),
+                  "stage_label": meta.label if meta else stage_id}
+        return DealRecord(
+            source=self.source, external_id=did, name=p.get("dealname") or f"(unnamed deal {did})",
+            stage=stage, account=account, owner=owner_name, team=team,
+            crm_stage=meta.label if meta else stage_id, amount_minor=parse_minor(p.get("amount"), currency),
+            currency=currency, close_date=parse_date(p.get("closedate")), forecast_category=category,
+            next_step=p.get("hs_next_step") or "", created_on=parse_date(p.get("createdate")),
+            crm_updated_at=parse_dt(p.get("hs_lastmodifieddate") or obj.get("updatedAt")),
+            extras=extras, history=history, activities=activities)
+
+    def _history_stage(self, v: str | None) -> str | None:
+        """A stage id in the history to a playbook key (cached: a portal has a few dozen stages)."""
+        if not v:
+            return None
+        cache = self._stage_keys
+        if v not in cache:
+            stages = self.stages
+            cache[v] = map_stage(self.pb, v, stages[v].label if v in stages else "",
+                                 stages[v].probability if v in stages else None,
+                                 stages[v].closed if v in stages else None)
+        return cache[v]
+
+    def _history_value(self, prop: str, value: Any, currency: str) -> str | None:
+        """A history version's value in the stored form (cached per property, value and currency)."""
+        cache = self._history_values
+        key = (prop, value, currency)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: convert without caching
+            return _HISTORY_CONVERT[prop][1](self, value, currency)
+        if len(cache) > 100_000:
+            cache.clear()
+        new = cache[key] = _HISTORY_CONVERT[prop][1](self, value, currency)
+        return new
+
+    def _history(self, with_history: dict[str, list[dict]], currency: str) -> list[HistoryItem]:
+        out: list[HistoryItem] = []
+        value_of = self._history_value
+        for prop, (field, _conv) in _HISTORY_CONVERT.items():
+            versions = with_history.get(prop)
+            if not versions:
+                continue
+            if len(versions) > 1:
+                versions = sorted(versions, key=_timestamp)
+            prev = None
+            for v in versions:
+                when = parse_dt(v.get("timestamp"))
+                new = value_of(prop, v.get("value"), currency)
+                if when is None or new == prev:
+                    continue
+                out.append(HistoryItem(field, prev, new, when))
+                prev = new
+        return out
+
+
+def _decoded(method: str, path: str, body: bytes) -> Any:
+    """A raw JSON body kept for later (`Page.deferred`), decoded with CrmHttp's error."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise CrmError(f"{method} {path}", 200, "HubSpot sent a body that is not JSON", kind="server") from None
 
 
 def _timestamp(version: dict) -> str:

@@ -5,6 +5,7 @@ Local inspection data (sessions, answers, verdicts, risks, progress marks) is ne
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -138,7 +139,8 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                               rec.stage, rec.crm_stage or rec.stage, status, rec.amount_minor, rec.currency,
                               rec.close_date, rec.forecast_category, rec.next_step, rec.next_step_date,
                               rec.created_on, rec.crm_updated_at, now, dumps(rec.extras), entered, pushes,
-                              entered if status != "open" else None), evidence))
+                              entered if status != "open" else None,
+                              max(a.occurred_at for a in rec.activities) if rec.activities else None), evidence))
             continue
         values = {"source": rec.source, "external_id": rec.external_id, "name": rec.name,
                   "account": rec.account, "owner": rec.owner, "team": rec.team, "manager": rec.manager,
@@ -208,6 +210,21 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
             history_rows.append((rec.external_id, f, _cmp(before[f]), _cmp(after[f]), when))
     if dry_run:
         return result
+    # a first big load into an empty store builds the indexes once, after the rows are in
+    deferred = store.indexes_deferred(conn, ("deal", "deal_change", "activity")) \
+        if len(new_rows) >= BULK_LOAD else contextlib.nullcontext()
+    with deferred:
+        _write_new(store, conn, source, records, new_rows, history_rows, result)
+    return result
+
+
+BULK_LOAD = 5000  # new deals in one upsert from which an empty store's indexes are built after
+
+
+def _write_new(store: Store, conn: Connection, source: str, records: Sequence[DealRecord],
+               new_rows: list[tuple[tuple, dict[str, Any] | None]], history_rows: list[tuple],
+               result: UpsertResult) -> None:
+    new_ids: dict[str, int] = {}
     if new_rows:
         extra: dict[str, None] = {}  # evidence columns any new deal carries, first seen first
         for _row, evidence in new_rows:
@@ -220,20 +237,28 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                     for row, evidence in new_rows]
         else:
             rows = [row for row, _evidence in new_rows]
+        top = "SELECT COALESCE(MAX(id), 0) FROM deal"
+        first = conn.execute(text(top)).scalar_one() + 1 if store.dialect == "sqlite" else None
         store.insert_rows("deal", _NEW_COLUMNS + tuple(extra), rows, conn)
-    id_of = _ids(conn, source, {h[0] for h in history_rows} | {r.external_id for r in records if r.activities})
+        # SQLite numbers rows inserted without an id max(id) + 1, one after another (and this
+        # transaction holds the write lock); the count check confirms it before relying on it
+        if first is not None and conn.execute(text(top)).scalar_one() - first + 1 == len(rows):
+            new_ids = {row[1]: first + k for k, row in enumerate(rows)}
+    wanted = {h[0] for h in history_rows} | {r.external_id for r in records if r.activities}
+    id_of = {e: new_ids[e] for e in wanted if e in new_ids}
+    if len(id_of) < len(wanted):
+        id_of.update(_ids(conn, source, wanted - id_of.keys()))
     store.insert_rows("deal_change", ("deal_id", "field", "old", "new", "changed_at", "source"),
                       [(id_of[e], f, o, n, at, source) for e, f, o, n, at in history_rows], conn)
     result.changes = len(history_rows)
     result.activities = _activities(store, conn, records, id_of)
-    return result
 
 
 #: the columns of a new deal row, in the order upsert_deals builds them
 _NEW_COLUMNS = ("source", "external_id", "name", "account", "owner", "team", "manager", "stage", "crm_stage",
                 "status", "amount_minor", "currency", "close_date", "forecast_category", "next_step",
                 "next_step_date", "created_on", "crm_updated_at", "synced_at", "extras", "stage_entered_on",
-                "close_pushes", "closed_on")
+                "close_pushes", "closed_on", "last_activity_at")
 
 
 def _extras_encoder():
@@ -287,8 +312,11 @@ def _rows_by_external_id(conn: Connection, source: str, external_ids: Sequence[s
 _BY_EXTERNAL_ID: dict[str, Any] = {}
 _KNOWN_ACTIVITIES = text("SELECT deal_id, external_id FROM activity WHERE deal_id IN :ids "
                          "AND external_id IS NOT NULL").bindparams(bindparam("ids", expanding=True))
+#: rewrites only the deals whose newest activity moved (a new deal has its own from the INSERT)
 _LAST_ACTIVITY = text("UPDATE deal SET last_activity_at = (SELECT MAX(a.occurred_at) FROM activity a "
-                      "WHERE a.deal_id = deal.id) WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+                      "WHERE a.deal_id = deal.id) WHERE id IN :ids AND (last_activity_at IS NULL OR "
+                      "last_activity_at < (SELECT MAX(a.occurred_at) FROM activity a WHERE a.deal_id = deal.id))"
+                      ).bindparams(bindparam("ids", expanding=True))
 _ACTIVITY_COLUMNS = ("deal_id", "external_id", "kind", "occurred_at", "summary", "who", "is_progress",
                      "progress_type")
 

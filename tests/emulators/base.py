@@ -242,7 +242,10 @@ class Emulator:
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
-        data = b"" if body is None or status == 204 else json.dumps(body).encode("utf-8")
+        if isinstance(body, bytes):  # sent as is (a fault: a body that is not JSON)
+            data = body
+        else:
+            data = b"" if body is None or status == 204 else json.dumps(body).encode("utf-8")
         try:
             h.send_response(status)
             if data:
