@@ -8,7 +8,10 @@ port), seeded with N deals, each with property history and 5 activities (a call,
 a meeting, a note, a task) and a company. Measured, each `--repeat` times (median shown):
 
 * full sync: `sync_source(store, playbook, HubSpotSource(...), full=True)` (what
-  `inspector sync hubspot --full` runs) into a fresh SQLite store, in deals/s;
+  `inspector sync hubspot --full` runs) into a fresh SQLite store, in deals/s. At this size
+  the sync maps and commits pages in a helper process while the main one reads (see
+  `inspector.sync._ProcessWriter`), so the machine's two cores run the emulator, the reading
+  and the writing;
 * a bare httpx loop making the same calls (deals list pages of 50 with history and inline
   associations, the companies and engagement batch reads, pipelines, owners, the total
   estimate), decoding each JSON body and nothing else; the emulator counts the requests of
