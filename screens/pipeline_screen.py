@@ -98,9 +98,12 @@ class PipelineScreen(Screen[None]):
         pb = svc.playbook
         today = svc.clock.today()
 
+        last: list[PipelineView] = []
+
         def publish(rows, phase, findings=None, changes=None) -> None:
             view = PipelineView(pb, today)
-            view.load(rows, findings, changes)
+            view.load(rows, findings, changes, previous=last[0] if last else None)
+            last[:] = [view]
             if not worker.is_cancelled:
                 self.post_message(self.DealsLoaded(view, phase))
 

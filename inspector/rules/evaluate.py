@@ -196,32 +196,45 @@ def deal_desk_hits(pb: Playbook, fields: Mapping[str, Any]) -> list[Trigger]:
     return [t for t in pb.deal_desk_triggers if _trigger_hit(t, fields.get(t.field))]
 
 
+#: one string per distinct finding message: 100k deals' findings repeat a few hundred messages
+_MESSAGES: dict[str, str] = {}
+
+
+def _finding(deal_id: int, code: str, severity: str, message: str) -> Finding:
+    shared = _MESSAGES.get(message)
+    if shared is None:
+        if len(_MESSAGES) > 50_000:
+            _MESSAGES.clear()
+        shared = _MESSAGES[message] = message
+    return Finding(deal_id, code, severity, shared)
+
+
 def evaluate_deal(pb: Playbook, row: DealRow, facts: DealFacts | None, today: date) -> list[Finding]:
     """Findings for one open deal. With facts=None only the list-row rules run (fast path)."""
     th = pb.thresholds
     out: list[Finding] = []
     iso_today = today.isoformat()
     if row.close_date and row.close_date < iso_today:
-        out.append(Finding(row.id, "past_close", "high", f"Close date {row.close_date} is in the past"))
+        out.append(_finding(row.id, "past_close", "high", f"Close date {row.close_date} is in the past"))
     if row.close_pushes >= th.close_date_push_warn:
-        out.append(Finding(row.id, "pushed", "warn", f"Close date pushed {row.close_pushes} times"))
+        out.append(_finding(row.id, "pushed", "warn", f"Close date pushed {row.close_pushes} times"))
     if _next_step_stale(pb, row, today):
-        out.append(Finding(row.id, "stale_next_step", "warn",
+        out.append(_finding(row.id, "stale_next_step", "warn",
                            "No next step" if not row.next_step.strip() else
                            f"Next step is stale (due {row.next_step_date or 'no date'})"))
     stage = pb.stage_by_key.get(row.stage)
     if stage and stage.aging_limit_days and (row.days_in_stage or 0) > stage.aging_limit_days:
-        out.append(Finding(row.id, "aging", "warn",
+        out.append(_finding(row.id, "aging", "warn",
                            f"{row.days_in_stage} days in {stage.label} (limit {stage.aging_limit_days})"))
     if row.days_since_activity is None or row.days_since_activity > th.stale_activity_days:
-        out.append(Finding(row.id, "quiet", "warn", "No activity recorded" if row.days_since_activity is None
+        out.append(_finding(row.id, "quiet", "warn", "No activity recorded" if row.days_since_activity is None
                            else f"No activity for {row.days_since_activity} days"))
     if facts is None:
         return out
     no_recent_progress = (row.days_since_progress is None
                           or row.days_since_progress > th.progress_window_days)
     if facts.activities_in_window >= th.min_activities_for_warning and no_recent_progress:
-        out.append(Finding(row.id, "no_progress", "high",
+        out.append(_finding(row.id, "no_progress", "high",
                            f"{facts.activities_in_window} activities in {th.progress_window_days} days "
                            "but no buyer progress"))
     established = established_keys(pb, facts)
@@ -229,16 +242,16 @@ def evaluate_deal(pb: Playbook, row: DealRow, facts: DealFacts | None, today: da
     if missing:
         labels = ", ".join(pb.evidence_by_key[k].label for k in missing[:2])
         more = len(missing) - 2
-        out.append(Finding(row.id, "missing_evidence", "high",
+        out.append(_finding(row.id, "missing_evidence", "high",
                            f"Stage overstated: missing {labels}" + (f" (+{more})" if more > 0 else "")))
     if row.forecast_category == "commit":
         cc = commit_check(pb, row, facts, today)
         if not cc.met:
-            out.append(Finding(row.id, "commit_criteria", "high",
+            out.append(_finding(row.id, "commit_criteria", "high",
                                f"Commit without criteria: {len(cc.missing)} not met"))
     hits = [t for t in deal_desk_hits(pb, facts.fields) if t.key not in facts.approvals]
     if hits:
-        out.append(Finding(row.id, "deal_desk", "warn",
+        out.append(_finding(row.id, "deal_desk", "warn",
                            "Deal desk: " + ", ".join(t.label for t in hits) + " needs approval"))
     return out
 

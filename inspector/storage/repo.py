@@ -285,15 +285,23 @@ class Store:
         driver returns it (ISO text on SQLite), which is enough for summaries over many deals."""
         sql = ("SELECT deal_id, field, old, new, changed_at, source FROM deal_change "
                "WHERE changed_at > :since ORDER BY changed_at, id")
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                rows = conn.connection.driver_connection.execute(sql, {"since": self.p(conn, since)}).fetchall()
-            else:
-                rows = conn.execute(text(sql), {"since": since}).fetchall()
         wanted = set(deal_ids) if deal_ids is not None else None
         conv = read_ts if parse_times else (lambda v: v)
-        return [Change(r[0], r[1], r[2], r[3], conv(r[4]), r[5]) for r in rows
-                if wanted is None or r[0] in wanted]
+        # rows are read as they come (no second list of 100k tuples), and the values that
+        # repeat (field, source, a day's timestamps, stage keys) are held once
+        pool: dict[Any, Any] = {}
+        share = pool.setdefault
+        out: list[Change] = []
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                rows = conn.connection.driver_connection.execute(sql, {"since": self.p(conn, since)})
+            else:
+                rows = conn.execute(text(sql), {"since": since})
+            for r in rows:
+                if wanted is None or r[0] in wanted:
+                    out.append(Change(r[0], share(r[1], r[1]), share(r[2], r[2]), share(r[3], r[3]),
+                                      conv(share(r[4], r[4])), share(r[5], r[5])))
+        return out
 
     def progress_types(self, deal_ids: Iterable[int] | None = None) -> dict[int, frozenset[str]]:
         """Progress types recorded on each deal (for evidence checks over many deals).

@@ -308,3 +308,32 @@ def test_totals_unknown_category_counts_in_total_only(playbook):
     t = v.totals([1, 2])
     assert t["total"] == 1000 and t["pipeline"] == 300 and t["commit"] == 0 and t["best_case"] == 0
     assert v.items[0].cells[7] == "upside"
+
+
+def test_a_later_loading_phase_reuses_the_search_text_and_filters_the_same(playbook):
+    """Each loading phase builds a new view over the same rows; the search text of a row is
+    built once (memory at 100k rows), and a row that changed gets its own again."""
+    first = PipelineView(playbook, TODAY)
+    first.load(ROWS)
+    findings = {2: [Finding(2, "aging", "warn", "40 days in Commercial review (limit 21)")]}
+    second = PipelineView(playbook, TODAY)
+    second.load(ROWS, findings, previous=first)
+    assert all(second.by_id[r.id].hay is first.by_id[r.id].hay for r in ROWS)
+    assert [it.row.id for it in second.filter("zoë")] == [it.row.id for it in first.filter("zoë")]
+    assert [it.row.id for it in second.filter("has:aging")] == [2]
+    renamed = [row(1, name="Renamed deal")] + ROWS[1:]
+    third = PipelineView(playbook, TODAY)
+    third.load(renamed, previous=second)
+    assert [it.row.id for it in third.filter("renamed")] == [1]
+    assert third.by_id[2].hay is second.by_id[2].hay
+
+
+def test_findings_of_many_deals_share_their_message_text(playbook):
+    from inspector.rules import evaluate_deal
+
+    late = [row(i, close_date="2026-11-01", close_pushes=3) for i in range(10, 20)]
+    found = [evaluate_deal(playbook, r, None, TODAY) for r in late]
+    past = [f for fs in found for f in fs if f.code == "past_close"]
+    assert len(past) == 10 and past[0].message == "Close date 2026-11-01 is in the past"
+    assert all(f.message is past[0].message for f in past)  # one string, ten findings
+    assert {f.deal_id for f in past} == set(range(10, 20))
