@@ -213,3 +213,27 @@ def test_sigkill_of_the_cli_with_a_helper_resumes_without_gaps(tmp_path, emu, pl
     assert done.returncode == 0, done.stderr
     assert "resuming an interrupted full sync" in done.stderr
     assert _snapshot(db)[:3] == reference[:3]
+
+
+def test_salesforce_pages_go_through_the_helper_as_records(tmp_path, playbook):
+    """Salesforce pages carry records (no deferred mapping); the helper stores the same."""
+    from tests.emulators.fixtures import salesforce_source
+    from tests.emulators.salesforce import SalesforceEmulator
+
+    emu = SalesforceEmulator(opportunities=450)
+    try:
+        snaps = []
+        for process in (False, True):
+            db = tmp_path / f"sf-{process}.db"
+            svc = build_services(db, playbook=playbook)
+            src = salesforce_source(emu, playbook)
+            try:
+                status = sync_source(svc.store, playbook, src, full=True, now=NOW, writer_process=process)
+            finally:
+                src.close()
+                svc.store.engine.dispose()
+            assert (status.state, status.pages, status.deals, status.activities) == ("done", 3, 450, 450 * 5)
+            snaps.append(_snapshot(db))
+        assert snaps[0] == snaps[1] and len(snaps[0][0]) == 450
+    finally:
+        emu.close()
