@@ -201,12 +201,10 @@ class Store:
             f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
             f"AND tbl_name IN ({marks}) ORDER BY name"), {f"t{i}": t for i, t in enumerate(tables)}).all()
         for name, _sql in found:
-            conn.execute(text(f'DROP INDEX "{name}"'))
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
         yield
-        conn.exec_driver_sql("PRAGMA threads = 2")  # the index sorts may use a helper thread
-        for _name, sql in found:
-            conn.execute(text(sql))
-        conn.exec_driver_sql("PRAGMA threads = 0")
+        for _name, sql in found:  # as SQLite keeps it (driver SQL: no bind-parameter parsing)
+            conn.exec_driver_sql(sql)
 
     def bulk_insert(self, table: str, rows: Sequence[dict[str, Any]], conn: Connection | None = None,
                     chunk: int = 20000) -> None:
