@@ -6,7 +6,9 @@ subprocess running `python -c "from <module> import <function>; <function>()"` r
 multiprocessing, whose spawn mode re-runs the caller's __main__ (scripts and `python -c`
 callers are not written for that). Messages are length-prefixed pickles; a failure in the
 helper is sent as a negative length and its traceback, and raised in the parent as
-`HelperError`. Nothing secret travels this way in the current users (rows, pages, a URL).
+`HelperError`. What travels is rows, pages and a store URL; a PostgreSQL URL may hold a
+password, which is why it goes through the pipe (private to the two processes) and never
+into the helper's arguments or environment.
 """
 from __future__ import annotations
 
