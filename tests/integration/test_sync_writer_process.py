@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -196,14 +197,18 @@ def test_sigkill_of_the_cli_with_a_helper_resumes_without_gaps(tmp_path, emu, pl
                PYTHONPATH=str(ROOT), INSPECTOR_SYNC_WRITER="process")
     argv = [sys.executable, "-m", "inspector", "--db", str(db), "sync", "hubspot", "--full", "--base-url", emu.url]
     emu.hook = hold
-    child = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
+    log = (tmp_path / "sync.log").open("w")
+    child = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=log, text=True)
     try:
-        for line in child.stderr:
-            lines.append(line)
-            if "page 1 committed" in line:
+        # page 3 is held in the emulator: pages 1 and 2 are in the helper; wait until both
+        # have committed (the store says so), then kill the CLI
+        assert held.wait(60), (tmp_path / "sync.log").read_text()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = read_state(build_services(db).store, "hubspot")
+            if state is not None and state.counts.get("pages") == 2:
                 break
-        assert held.wait(60), "".join(lines)
+            time.sleep(0.05)
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     finally:
@@ -211,11 +216,17 @@ def test_sigkill_of_the_cli_with_a_helper_resumes_without_gaps(tmp_path, emu, pl
         emu.hook = None
         if child.poll() is None:
             child.kill()
+        log.close()
+    assert child.returncode == -signal.SIGKILL
     state = read_state(build_services(db).store, "hubspot")
-    assert state.status == "running" and state.counts["pages"] in (1, 2)  # page 2 was in the helper
+    assert state.status == "running" and state.counts["pages"] == 2
+    assert Cursor.load(state.cursor).after == third
+    emu.seen.clear()
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "resuming an interrupted full sync" in done.stderr
+    assert "resuming an interrupted full sync at page 3" in done.stderr
+    lists = [q.query.get("after") for q in emu.requests_to("/crm/v3/objects/deals", "GET")]
+    assert lists[0] == third and None not in lists and len(lists) == PAGES - 2  # no page read twice
     assert _snapshot(db)[:3] == reference[:3]
 
 
