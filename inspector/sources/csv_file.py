@@ -37,7 +37,7 @@ from typing import Any
 
 from inspector.money import minor_per_unit
 from inspector.playbook import DEAL_FIELDS, Playbook
-from inspector.sources.records import DealRecord
+from inspector.sources.records import DealRecord, RecordBatch
 from inspector.text import one_line
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -228,7 +228,7 @@ class CsvFormat:
 @dataclass
 class ParseResult:
     fmt: CsvFormat | None
-    records: list[DealRecord] = field(default_factory=list)
+    records: Sequence[DealRecord] = field(default_factory=list)  # a RecordBatch once parsed
     problems: list[Problem] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
     problem_count: int = 0
@@ -1126,58 +1126,47 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
         result.problems, result.problem_count = probs.items, probs.count
         return result
 
-    # build the records
+    # the records, column by column (a RecordBatch: DealRecords when used as a sequence)
     teams = _teams_beside(p) if cf.profile == "maven" else {}
     extras_cols = [(i, header[i]) for i, h in enumerate(header) if cf.mapping.get(h) == "extra"]
     text_fields = [f for f in (*_BASE_TEXT, *EVIDENCE_FIELDS) if f in col_of and f not in _DATE_FIELDS]
     evidence = [f for f in EVIDENCE_FIELDS if f in col_of]
-    amounts = values.get("amount") or [0] * n
-    currs = values.get("currency") or ["USD"] * n
-    empty = [""] * n
     tcols = {f: columns[col_of[f]] for f in text_fields}
-    name_c = tcols.get("name")
-    products = tcols.get("products") or empty
-    accounts_c = tcols.get("account") or empty
-    records: list[DealRecord] = []
-    none = [None] * n
-    closes = values.get("close_date", none)
-    nexts = values.get("next_step_date", none)
-    createds = values.get("created_on", none)
-    updateds = values.get("updated_at", none)
-    stage_raw = stage_col or empty
-    owners = tcols.get("owner") or empty
-    team_c = tcols.get("team") or empty
-    manager_c = tcols.get("manager") or empty
-    next_c = tcols.get("next_step") or empty
-    crm_stages = [s.strip() for s in stage_raw]
-    extras_at = [(columns[j], h) for j, h in extras_cols]
-    for i in range(n):
-        owner = owners[i]
-        if name_c is not None:
-            name = name_c[i]
-        else:  # Maven: no deal name; account and product say what it is
-            name = " · ".join(x for x in (accounts_c[i].strip(), products[i].strip()) if x) or ids[i]
-        team = team_c[i]
-        manager = manager_c[i]
-        if teams and owner.strip() in teams:
-            manager, office = teams[owner.strip()]
-            team = f"{office} · {manager}" if office else manager
-        rec = DealRecord(
-            source=source, external_id=ids[i], name=name, stage=stage_keys[i], account=accounts_c[i],
-            owner=owner, team=team, manager=manager, crm_stage=crm_stages[i], amount_minor=amounts[i],
-            currency=currs[i], close_date=closes[i], forecast_category=cats[i], next_step=next_c[i],
-            next_step_date=nexts[i], created_on=createds[i], crm_updated_at=updateds[i])
-        if evidence:
-            rec.fields = {f: (values[f][i] if f in values else tcols[f][i]) for f in evidence}
-        if extras_at:
-            rec.extras = {h: col[i] for col, h in extras_at if col[i] != ""}
-        records.append(rec)
+    cols: dict[str, Sequence[Any]] = {"external_id": ids, "stage": stage_keys, "forecast_category": cats}
+    if "name" in tcols:
+        cols["name"] = tcols["name"]
+    else:  # Maven: no deal name; account and product say what it is
+        empty = [""] * n
+        cols["name"] = [" · ".join(x for x in (a.strip(), pr.strip()) if x) or ext for a, pr, ext in
+                        zip(tcols.get("account") or empty, tcols.get("products") or empty, ids)]
+    for fld in ("account", "owner", "team", "manager", "next_step"):
+        if fld in tcols:
+            cols[fld] = tcols[fld]
+    if stage_col is not None:
+        cols["crm_stage"] = [s.strip() for s in stage_col]
+    if "amount" in values:
+        cols["amount_minor"] = values["amount"]
+    if "currency" in values:
+        cols["currency"] = values["currency"]
+    for fld, name in (("close_date", "close_date"), ("next_step_date", "next_step_date"),
+                      ("created_on", "created_on"), ("updated_at", "crm_updated_at")):
+        if fld in values:
+            cols[name] = values[fld]
     if teams:
+        owners = cols.get("owner") or [""] * n
+        team_c, manager_c = list(cols.get("team") or [""] * n), list(cols.get("manager") or [""] * n)
+        for i, owner in enumerate(owners):
+            joined = teams.get(owner.strip())
+            if joined is not None:
+                manager_c[i], office = joined
+                team_c[i] = f"{manager_c[i] if not office else office + ' · ' + manager_c[i]}"
+        cols["team"], cols["manager"] = team_c, manager_c
         result.notes.append("manager and team joined from sales_teams.csv (by sales agent)")
         result.notes = list(dict.fromkeys(result.notes))
     if cf.profile == "maven":
         result.notes.append("no deal name column: names are account · product")
-    result.records = records
+    result.records = RecordBatch(source, cols, fields={f: values[f] if f in values else tcols[f] for f in evidence},
+                                 extras=[(h, columns[j]) for j, h in extras_cols])
     return result
 
 
@@ -1216,11 +1205,26 @@ def write(store, playbook: Playbook, records: Sequence[DealRecord], *, now: date
     """Upsert the parsed records in one transaction (nothing is written on a dry run)."""
     from inspector.sources.ingest import upsert_deals
 
-    records = list(records)
     with _gc_paused():
+        if isinstance(records, RecordBatch) and not records.materialized and not dry_run:
+            # a first import of these deals goes in column by column (upsert_deals checks that
+            # none is stored yet; when some are, it takes them record by record)
+            if not _stored(store, records):
+                return upsert_deals(store, playbook, records, now=now)
+        records = list(records)
         if records:
             _drop_unchanged_fields(store, records)
         return upsert_deals(store, playbook, records, now=now, dry_run=dry_run)
+
+
+def _stored(store, batch: RecordBatch) -> bool:
+    """Whether any deal of the batch is in the store already."""
+    from sqlalchemy import text as sql
+
+    with store.engine.connect() as conn:
+        stored = {row[0] for row in conn.execute(sql("SELECT external_id FROM deal WHERE source = :s"),
+                                                 {"s": batch.source})}
+    return bool(stored) and not stored.isdisjoint(batch.column("external_id"))
 
 
 def summary_lines(result, *, dry_run: bool = False) -> list[str]:

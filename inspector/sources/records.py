@@ -1,6 +1,7 @@
 """What every source (CSV, HubSpot, Salesforce) produces: plain, typed deal records."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -48,3 +49,81 @@ class DealRecord:
     extras: dict[str, Any] = field(default_factory=dict)  # unknown CRM fields, kept, never dropped
     history: list[HistoryItem] = field(default_factory=list)
     activities: list[ActivityRecord] = field(default_factory=list)
+
+
+#: DealRecord's per-row scalar fields, as RecordBatch columns
+SCALARS = ("external_id", "name", "stage", "account", "owner", "team", "manager", "crm_stage", "amount_minor",
+           "currency", "close_date", "forecast_category", "next_step", "next_step_date", "created_on",
+           "crm_updated_at")
+_DEFAULTS = {"account": "", "owner": "", "team": "", "manager": "", "crm_stage": "", "amount_minor": 0,
+             "currency": "USD", "close_date": None, "forecast_category": "pipeline", "next_step": "",
+             "next_step_date": None, "created_on": None, "crm_updated_at": None}
+
+
+class RecordBatch(Sequence[DealRecord]):
+    """DealRecords held column by column: what a CSV file parses into.
+
+    A file is converted a column at a time, and a first import of it into a store inserts
+    straight from these columns (`ingest.upsert_deals`) without building 100k objects. As a
+    sequence it is the DealRecords themselves, built once on first use (and then the same
+    objects every time, so changes made to them stay).
+
+    `columns` maps names in SCALARS to one value per row (absent: DealRecord's default),
+    `fields` evidence fields to one value per row, and `extras` (header, values) pairs whose
+    non-empty values go into each record's extras.
+    """
+
+    def __init__(self, source: str, columns: dict[str, Sequence[Any]], *,
+                 fields: dict[str, Sequence[Any]] | None = None,
+                 extras: Sequence[tuple[str, Sequence[str]]] = ()) -> None:
+        unknown = set(columns) - set(SCALARS)
+        if unknown:
+            raise ValueError(f"not DealRecord columns: {sorted(unknown)}")
+        for need in ("external_id", "name", "stage"):
+            if need not in columns:
+                raise ValueError(f"a RecordBatch needs the {need} column")
+        self.source = source
+        self.size = len(columns["external_id"])
+        for name, values in (*columns.items(), *(fields or {}).items(), *extras):
+            if len(values) != self.size:
+                raise ValueError(f"column {name!r} has {len(values)} values for {self.size} rows")
+        self.columns = dict(columns)
+        self.fields = dict(fields or {})
+        self.extras = list(extras)
+        self._records: list[DealRecord] | None = None
+
+    def column(self, name: str) -> Sequence[Any]:
+        """One value per row for a name in SCALARS (the default where the batch has none)."""
+        values = self.columns.get(name)
+        return values if values is not None else [_DEFAULTS[name]] * self.size
+
+    def extras_at(self, i: int) -> dict[str, Any]:
+        return {h: col[i] for h, col in self.extras if col[i] != ""}
+
+    @property
+    def materialized(self) -> bool:
+        return self._records is not None
+
+    def records(self) -> list[DealRecord]:
+        if self._records is None:
+            cols = [(name, self.column(name)) for name in SCALARS]
+            fields = list(self.fields.items())
+            out = []
+            for i in range(self.size):
+                rec = DealRecord(source=self.source, **{name: col[i] for name, col in cols})
+                if fields:
+                    rec.fields = {f: col[i] for f, col in fields}
+                if self.extras:
+                    rec.extras = self.extras_at(i)
+                out.append(rec)
+            self._records = out
+        return self._records
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.records()[i]
+
+    def __iter__(self) -> Iterator[DealRecord]:
+        return iter(self.records())

@@ -136,6 +136,14 @@ def sqlite_values(rows: Sequence[tuple]) -> list[tuple] | Sequence[tuple]:
     return [_convert(t, conv) for t in rows] if conv else rows
 
 
+def sqlite_column(values: Sequence[Any]) -> list[Any]:
+    """One column of a load in the text form SQLite stores dates and datetimes in (each
+    distinct value converted once); other values as they are."""
+    conv = {v: db_ts_sqlite(v) if isinstance(v, datetime) else v.isoformat() if isinstance(v, date) else v
+            for v in set(values)}
+    return list(map(conv.__getitem__, values))
+
+
 def db_ts_sqlite(moment: datetime) -> str:
     """SQLAlchemy's SQLite text form of a UTC timestamp: 'YYYY-MM-DD HH:MM:SS.ffffff'."""
     if moment.tzinfo is not None:

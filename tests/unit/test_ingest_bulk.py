@@ -65,3 +65,74 @@ def test_a_big_first_load_builds_the_same_indexes_and_links(sqlite_services, mon
     # a second load is not a first load: the indexes stay in place while it writes
     upsert_deals(store, pb, [_record("csv", f"S-{i:04d}") for i in range(300)], now=NOW)
     _rows_on_their_deals(store, "csv")
+
+
+_EXPORT = '''Opportunity ID,Opportunity Name,Account Name,Opportunity Owner,Stage,Amount,Close Date,\
+Forecast Category,Next Step,Created Date,Last Modified Date,Lead Source,Type
+0061,Acme renewal,Acme,Ana Ruiz,Prospecting,"$1,200.50",12/20/2026,Pipeline,Call CFO,3/1/2026,\
+2026-11-30T10:00:00Z,Web,
+0062,Globex expansion,Globex,Bo Li,Closed Won,$900.00,11/02/2026,Closed,,2/14/2026,,Partner,Upsell
+0063,"Initech, ""phase 2""",Initech,Chen Okafor,Negotiation/Review,"(1,000.00)",1/31/2027,Commit,,,\
+2026-12-01T08:30:00Z,,New Business
+'''
+
+
+def _stored(store, source: str) -> tuple[list, list]:
+    skip = {"id"}
+    with store.engine.connect() as conn:
+        deal_cols = [c for c in conn.execute(text("SELECT * FROM deal LIMIT 0")).keys() if c not in skip]
+        deals = conn.execute(text(f"SELECT {', '.join(deal_cols)} FROM deal WHERE source = :s "
+                                  "ORDER BY external_id"), {"s": source}).all()
+        changes = conn.execute(text(
+            "SELECT d.external_id, c.field, c.old, c.new, c.changed_at, c.source FROM deal_change c "
+            "JOIN deal d ON d.id = c.deal_id WHERE d.source = :s ORDER BY c.id"), {"s": source}).all()
+    return [dict(zip(deal_cols, r)) for r in deals], [tuple(r) for r in changes]
+
+
+def test_a_first_import_column_by_column_stores_what_the_record_path_stores(services, tmp_path, monkeypatch):
+    """A CSV file's RecordBatch goes in straight from its columns the first time; the same
+    records taken one by one (as a re-import or a CRM page is) must store the same rows."""
+    from inspector.sources import csv_file
+    from inspector.sources.records import RecordBatch
+
+    store, pb = services.store, services.playbook
+    path = tmp_path / "export.csv"
+    path.write_text(_EXPORT, encoding="utf-8")
+    fast = csv_file.parse(path, pb, source="fast")
+    slow = csv_file.parse(path, pb, source="slow")
+    assert fast.ok and isinstance(fast.records, RecordBatch)
+    taken: list[str] = []
+    real = ingest._insert_batch
+    monkeypatch.setattr(ingest, "_insert_batch", lambda *a: (taken.append("batch"), real(*a))[1])
+    monkeypatch.setattr(ingest, "BULK_LOAD", 2)  # the fast path's deferred indexes too
+    out_fast = csv_file.write(store, pb, fast.records, now=NOW)
+    assert taken == ["batch"] and not fast.records.materialized
+    out_slow = csv_file.write(store, pb, list(slow.records), now=NOW)  # DealRecords: one by one
+    assert taken == ["batch"]
+    assert (out_fast.created, out_fast.changes) == (out_slow.created, out_slow.changes) == (3, 3)
+    deals_fast, changes_fast = _stored(store, "fast")
+    deals_slow, changes_slow = _stored(store, "slow")
+    for row in (*deals_fast, *deals_slow):
+        row.pop("source")
+    assert deals_fast == deals_slow
+    assert [c[:5] for c in changes_fast] == [c[:5] for c in changes_slow]
+    by_id = {d["external_id"]: d for d in deals_fast}
+    assert by_id["0061"]["amount_minor"] == 120050 and by_id["0063"]["amount_minor"] == -100000
+    assert by_id["0063"]["name"] == 'Initech, "phase 2"'
+    assert [c[1] for c in changes_fast] == ["created"] * 3
+
+
+def test_a_batch_with_deals_already_stored_goes_record_by_record(services, tmp_path):
+    from inspector.sources import csv_file
+
+    store, pb = services.store, services.playbook
+    path = tmp_path / "export.csv"
+    path.write_text(_EXPORT, encoding="utf-8")
+    first = csv_file.write(store, pb, csv_file.parse(path, pb).records, now=NOW)
+    path.write_text(_EXPORT.replace("Prospecting", "Negotiation/Review"), encoding="utf-8")
+    again = csv_file.parse(path, pb)
+    second = csv_file.write(store, pb, again.records, now=NOW + timedelta(days=7))
+    assert again.records.materialized  # taken one by one: updates and history
+    assert (first.created, second.created, second.updated, second.changed_fields.get("stage")) == (3, 0, 1, 1)
+    third = csv_file.write(store, pb, csv_file.parse(path, pb).records, now=NOW + timedelta(days=8))
+    assert (third.created, third.updated, third.unchanged, third.changes) == (0, 0, 3, 0)
