@@ -422,12 +422,18 @@ def _sniff_text(p: Path, label: str, text: str, encoding: str, profile: str) -> 
     return fmt
 
 
-def _read_rows(text: str, fmt: CsvFormat, probs: _Problems) -> tuple[list[list[str]], list[int]]:
+def _read_rows(text: str, fmt: CsvFormat, probs: _Problems) -> tuple[list[list[str]], Sequence[int]]:
     """Data rows after the header with their first line numbers; short/long/oversized rows are problems."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter)
     width = len(fmt.header)
-    rows: list[list[str]] = []
-    lines: list[int] = []
+    fast = _rows_one_per_line(text, fmt)
+    if fast is not None:
+        rows, lines = fast
+        if max(map(len, text.split("\n"))) > MAX_FIELD_CHARS:  # a row is a line: no field is longer
+            _check_field_sizes(text, fmt, probs, rows, lines)
+        return rows, lines
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter)
+    rows = []
+    lines: list[int] = []  # type: ignore[no-redef]
     prev_end = 0
     seen_header = False
     try:
@@ -452,15 +458,43 @@ def _read_rows(text: str, fmt: CsvFormat, probs: _Problems) -> tuple[list[list[s
             raise CsvError([Problem(probs.file, prev_end + 1, None, f"a field is larger than the "
                                     f"{MAX_FIELD_CHARS // 1024} kB limit")]) from None
         raise CsvError([Problem(probs.file, prev_end + 1, None, f"not valid CSV ({msg})")]) from None
-    # oversized fields: one pass over all cells at C speed, then find the first offending row
+    _check_field_sizes(text, fmt, probs, rows, lines)
+    return rows, lines
+
+
+def _rows_one_per_line(text: str, fmt: CsvFormat) -> tuple[list[list[str]], range] | None:
+    """The data rows read at C speed, when every row of the file is one line of it (no quoted
+    line breaks) and has the header's width: then row k's line number is plain arithmetic.
+    None when that does not hold (or the file is not valid CSV): `_read_rows` then reads row
+    by row and reports blank, short and long rows with their lines."""
+    if text.count("\r") != text.count("\r\n"):
+        return None  # lone CR line breaks: csv and our line numbers would count differently
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter))
+    except csv.Error:
+        return None
+    ends = text.count("\n") + (0 if text.endswith("\n") else 1)
+    head = fmt.header_line - 1
+    if ends != len(rows) or head >= len(rows) or rows[head] != fmt.header:
+        return None
+    width = len(fmt.header)
+    data = rows[head + 1:]
+    del rows
+    if not all(len(r) == width for r in data):
+        return None
+    return data, range(head + 2, head + 2 + len(data))
+
+
+def _check_field_sizes(text: str, fmt: CsvFormat, probs: _Problems, rows: list[list[str]],
+                       lines: Sequence[int]) -> None:
+    """Oversized fields: one pass over all cells at C speed, then find the first offending row."""
     if len(text) > MAX_FIELD_CHARS and rows and max(map(len, chain.from_iterable(rows))) > MAX_FIELD_CHARS:
         for row, start in zip(rows, lines):
             if max(map(len, row)) > MAX_FIELD_CHARS:
-                big = max(range(width), key=lambda i: len(row[i]))
+                big = max(range(len(fmt.header)), key=lambda i: len(row[i]))
                 raise CsvError([Problem(probs.file, start, fmt.header[big],
                                         f"field of {len(row[big]):,} characters; the limit is "
                                         f"{MAX_FIELD_CHARS // 1024} kB")])
-    return rows, lines
 
 
 # -- money --------------------------------------------------------------------------------------
@@ -560,6 +594,46 @@ def _money_format(name: str, values: Sequence[str], lines: Sequence[int], probs:
              ("comma", "Comma is the decimal separator (1,200 = one point two)")),
             "--decimal")
     return _MoneyFormat(None, f"amount{sym}" if sym else "amount (plain numbers)", one, matches), None
+
+
+#: one amount written the simplest common ways: "$1,200.50", "1.200,50 €", "£980.00", "1200.50"
+_SHAPE = re.compile(r"(?P<pre>US\$|[$€£])?(?:\d{1,3}(?:(?P<group>[.,])\d{3})+|\d+)(?P<dec>[.,])\d\d"
+                    r"(?P<post>[ \u00a0]?[$€£])?")
+_UNIFORM: dict[tuple[str, str, str, str], re.Pattern] = {}
+
+
+def _uniform_money(values: Sequence[str]) -> tuple[list[int], str, str | None, str] | None:
+    """A column whose every amount is written like its first one ("$1,200.50": the same symbol,
+    separators and two decimals; empty cells allowed), converted at C speed over the column's
+    joined text: (minor units, decimal separator, currency or None, symbol). None for any other
+    column, which `_money_format` and `_convert_money` then take value by value (they read
+    such a column the same way: this is only their fast path)."""
+    first = next((v for v in values if v), None)
+    m = _SHAPE.fullmatch(first) if first is not None else None
+    if m is None or (m["pre"] and m["post"]) or m["group"] == m["dec"]:
+        return None
+    pre, post, dec = m["pre"] or "", m["post"] or "", m["dec"]
+    group = "," if dec == "." else "."
+    symbol = (pre or post).strip()
+    currency = _SYMBOL_CURRENCY.get(symbol) if symbol else None
+    if minor_per_unit(currency or "USD") != 100:
+        return None
+    key = (pre, post, dec, group)
+    whole = _UNIFORM.get(key)
+    if whole is None:
+        one = (re.escape(pre) + rf"(?:\d{{1,3}}(?:{re.escape(group)}\d{{3}})+|\d+){re.escape(dec)}\d\d"
+               + re.escape(post))
+        whole = _UNIFORM[key] = re.compile(rf"(?:{one})?(?:\n(?:{one})?)*")
+    joined = "\n".join(values)
+    if whole.fullmatch(joined) is None:
+        return None
+    for part in (pre, post, group, dec):
+        if part:
+            joined = joined.replace(part, "")
+    minor = [int(v) if v else 0 for v in joined.split("\n")]
+    if len(minor) != len(values):
+        return None  # a quoted line break inside an amount
+    return minor, dec, currency, symbol
 
 
 def _convert_money(name: str, values: Sequence[str], lines: Sequence[int], fmt: _MoneyFormat,
@@ -709,11 +783,9 @@ def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs
     format is decided and each distinct text converted once; problems still name every row."""
     n = len(values)
     out: list[Any] = [None] * n
-    keys = [v.strip() if v else "" for v in values]
-    first: dict[str, int] = {}  # distinct value -> its first row (file order)
-    for i, s in enumerate(keys):
-        if s and s not in first:
-            first[s] = i
+    keys = list(map(str.strip, values))
+    first = dict.fromkeys(keys)  # the distinct values in file order
+    first.pop("", None)
     if not first:
         return out, "date (empty)", None
     iso = _ISO.fullmatch
@@ -725,6 +797,10 @@ def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs
         return date.fromisoformat(v[:10])
 
     def spread() -> None:  # the distinct conversions to every row, problems in file order
+        if not any(type(r) is _Bad for r in conv.values()):
+            conv[""] = None
+            out[:] = map(conv.__getitem__, keys)
+            return
         for i, s in enumerate(keys):
             if s:
                 r = conv[s]
@@ -767,9 +843,9 @@ def _convert_dates(name: str, values: Sequence[str], lines: Sequence[int], probs
         dm[s] = m
         a, b = int(m[1]), int(m[3])
         if a > 12 and dmy_at is None:
-            dmy_at = (lines[first[s]], s)
+            dmy_at = (lines[keys.index(s)], s)
         if b > 12 and mdy_at is None:
-            mdy_at = (lines[first[s]], s)
+            mdy_at = (lines[keys.index(s)], s)
     order: str | None = None
     question = None
     description = "date (ISO)"
@@ -1021,6 +1097,14 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
                 questions.append(question)
             values[fld] = conv
         elif fld == "amount":
+            uniform = _uniform_money(col) if "currency" not in col_of else None
+            if uniform is not None:
+                minor, dec, currency, symbol = uniform
+                result.column_formats[name] = (f"amount ({'comma' if dec == ',' else 'point'} decimal"
+                                               f"{', ' + symbol if symbol else ''})")
+                values["amount"], values["currency"] = minor, [currency or "USD"] * n
+                _check_range(name, minor, col, lines, probs)
+                continue
             mfmt, question = _money_format(name, col, lines, probs, _answer(decimal, name))
             if question:
                 questions.append(question)
@@ -1042,50 +1126,57 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
     # ids: given, or derived from name + account when the export has none
     ids_col = column("external_id")
     if ids_col is not None:
-        ids = [v.strip() for v in ids_col]
+        ids = list(map(str.strip, ids_col))
         id_name = header[col_of["external_id"]]
-        for i, v in enumerate(ids):
-            if not v:
-                probs.add(lines[i], id_name, "empty id")
+        distinct = set(ids)
+        if "" in distinct:
+            for i, v in enumerate(ids):
+                if not v:
+                    probs.add(lines[i], id_name, "empty id")
     else:
         id_name = "(derived id)"
         names = column("name") or [""] * n
         accounts = column("account") or [""] * n
         ids = ["h" + hashlib.sha1(f"{nm.strip()}\x1f{ac.strip()}".encode()).hexdigest()[:15]
                for nm, ac in zip(names, accounts)]
+        distinct = set(ids)
         result.notes.append("no id column: each deal's id is a hash of its name and account, so a "
                             "re-import matches deals by name and account (renaming one makes it new)")
-    first_line: dict[str, int] = {}
-    for i, v in enumerate(ids):
-        if not v:
-            continue
-        if v in first_line:
-            what = f"duplicate id {_q(v)}" if ids_col is not None else \
-                "same name and account as another row (no id column; map one with --map COLUMN=external_id)"
-            probs.add(lines[i], id_name if ids_col is not None else None,
-                      f"{what}: lines {first_line[v]} and {lines[i]}")
-        else:
-            first_line[v] = lines[i]
+    if len(distinct - {""}) < n - ids.count(""):  # duplicates: name both lines of each
+        first_line: dict[str, int] = {}
+        for i, v in enumerate(ids):
+            if not v:
+                continue
+            if v in first_line:
+                what = f"duplicate id {_q(v)}" if ids_col is not None else \
+                    "same name and account as another row (no id column; map one with --map COLUMN=external_id)"
+                probs.add(lines[i], id_name if ids_col is not None else None,
+                          f"{what}: lines {first_line[v]} and {lines[i]}")
+            else:
+                first_line[v] = lines[i]
 
     # stage and category through the playbook's maps (one problem per unknown value)
     stage_col = column("stage")
     stage_name = header[col_of["stage"]] if "stage" in col_of else ""
     stage_keys: list[str] = [""] * n
+    crm_stages: list[str] = list(map(str.strip, stage_col)) if stage_col is not None else []
     if stage_col is not None:
-        cache: dict[str, str | None] = {}
+        # each distinct value mapped once; row by row only to say where the unmapped ones are
+        cache: dict[str, str | None] = {s: _map_value(playbook.map_stage, s) if s else None
+                                        for s in dict.fromkeys(crm_stages)}
         unknown: dict[str, list[int]] = {}
-        for i, v in enumerate(stage_col):
-            s = v.strip()
-            if s not in cache:
-                cache[s] = _map_value(playbook.map_stage, s) if s else None
-            key = cache[s]
-            if key is None:
-                if not s:
-                    probs.add(lines[i], stage_name, "empty stage")
+        if None not in cache.values():
+            stage_keys = list(map(cache.__getitem__, crm_stages))
+        else:
+            for i, s in enumerate(crm_stages):
+                key = cache[s]
+                if key is None:
+                    if not s:
+                        probs.add(lines[i], stage_name, "empty stage")
+                    else:
+                        unknown.setdefault(s, []).append(lines[i])
                 else:
-                    unknown.setdefault(s, []).append(lines[i])
-            else:
-                stage_keys[i] = key
+                    stage_keys[i] = key
         for s, where in unknown.items():
             more = f" (and {len(where) - 1} more rows)" if len(where) > 1 else ""
             probs.add(where[0], stage_name,
@@ -1095,18 +1186,17 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
     cats: list[str] = ["pipeline"] * n
     if cat_col is not None:
         cat_name = header[col_of["forecast_category"]]
-        cache = {}
+        stripped = list(map(str.strip, cat_col))
+        cache = {s: _map_value(playbook.map_category, s) if s else "pipeline" for s in dict.fromkeys(stripped)}
         unknown = {}
-        for i, v in enumerate(cat_col):
-            s = v.strip()
-            if not s:
-                continue
-            if s not in cache:
-                cache[s] = _map_value(playbook.map_category, s)
-            if cache[s] is None:
-                unknown.setdefault(s, []).append(lines[i])
-            else:
-                cats[i] = cache[s]
+        if None not in cache.values():
+            cats = list(map(cache.__getitem__, stripped))
+        else:
+            for i, s in enumerate(stripped):
+                if cache[s] is None:
+                    unknown.setdefault(s, []).append(lines[i])
+                else:
+                    cats[i] = cache[s]
         for s, where in unknown.items():
             more = f" (and {len(where) - 1} more rows)" if len(where) > 1 else ""
             probs.add(where[0], cat_name,
@@ -1117,9 +1207,10 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
     names_col = column("name")
     if names_col is not None:
         nm = header[col_of["name"]]
-        for i, v in enumerate(names_col):
-            if not v.strip():
-                probs.add(lines[i], nm, "empty deal name")
+        if "" in set(map(str.strip, names_col)):
+            for i, v in enumerate(names_col):
+                if not v.strip():
+                    probs.add(lines[i], nm, "empty deal name")
 
     result.questions = questions
     if probs.count or questions:
@@ -1143,7 +1234,7 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
         if fld in tcols:
             cols[fld] = tcols[fld]
     if stage_col is not None:
-        cols["crm_stage"] = [s.strip() for s in stage_col]
+        cols["crm_stage"] = crm_stages
     if "amount" in values:
         cols["amount_minor"] = values["amount"]
     if "currency" in values:
