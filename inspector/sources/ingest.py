@@ -86,6 +86,13 @@ def _cmp(value: Any) -> str | None:
     return str(value)
 
 
+def _stored_day(value: Any) -> str | None:
+    """`_cmp(read_date(value))` for a stored date: SQLite's ISO text is its own compared form."""
+    if value.__class__ is str and len(value) >= 10 and value[4] == "-":
+        return value[:10]
+    return _cmp(read_date(value))
+
+
 def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, now: datetime,
                  conn: Connection | None = None, dry_run: bool = False) -> UpsertResult:
     """Insert or update `records` (all from one source) in one transaction.
@@ -148,32 +155,25 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                               entered if status != "open" else None,
                               max(a.occurred_at for a in rec.activities) if rec.activities else None), evidence))
             continue
-        values = {"source": rec.source, "external_id": rec.external_id, "name": rec.name,
-                  "account": rec.account, "owner": rec.owner, "team": rec.team, "manager": rec.manager,
-                  "stage": rec.stage, "crm_stage": rec.crm_stage or rec.stage, "status": status,
-                  "amount_minor": rec.amount_minor, "currency": rec.currency, "close_date": rec.close_date,
-                  "forecast_category": rec.forecast_category, "next_step": rec.next_step,
-                  "next_step_date": rec.next_step_date, "created_on": rec.created_on,
-                  "crm_updated_at": rec.crm_updated_at, "synced_at": now,
-                  "extras": dumps(rec.extras)}
-        for k, v in rec.fields.items():
-            if k in _EVIDENCE:
-                values[k] = v
         if old is None:  # a dry run: nothing is written
             result.created += 1
             result.preview.append(f"new  {rec.external_id}  {rec.name}")
             result.changes_preview.append(PreviewChange(
                 "new", rec.external_id, rec.name, rec.currency,
-                tuple((f, None, _cmp(values[f])) for f in ("stage", "amount_minor", "close_date"))))
+                (("stage", None, _cmp(rec.stage)), ("amount_minor", None, _cmp(rec.amount_minor)),
+                 ("close_date", None, _cmp(rec.close_date)))))
             continue
         (deal_id, o_stage, o_amount, o_close, o_cat, version, entered, pushes, _o_upd,
          o_name, o_account, o_owner, o_next, o_next_date) = old
-        before = {"stage": o_stage, "amount_minor": o_amount, "close_date": _cmp(read_date(o_close)),
-                  "forecast_category": o_cat}
-        after = {"stage": rec.stage, "amount_minor": rec.amount_minor, "close_date": _cmp(rec.close_date),
+        close_day, o_close_day = _cmp(rec.close_date), _stored_day(o_close)
+        before = {"stage": o_stage, "amount_minor": o_amount, "close_date": o_close_day, "forecast_category": o_cat}
+        after = {"stage": rec.stage, "amount_minor": rec.amount_minor, "close_date": close_day,
                  "forecast_category": rec.forecast_category}
-        moved = [f for f in TRACKED if _cmp(before[f]) != _cmp(after[f])]
-        other_changed = (o_name, o_account, o_owner, o_next, _cmp(read_date(o_next_date))) != \
+        if (o_stage, o_amount, o_cat, o_close_day) == (rec.stage, rec.amount_minor, rec.forecast_category, close_day):
+            moved = []  # equal as stored, so equal as compared (most rows of a weekly re-import)
+        else:
+            moved = [f for f in TRACKED if _cmp(before[f]) != _cmp(after[f])]
+        other_changed = (o_name, o_account, o_owner, o_next, _stored_day(o_next_date)) != \
             (rec.name, rec.account, rec.owner, rec.next_step, _cmp(rec.next_step_date))
         if not moved and not other_changed and not rec.fields and not rec.activities:
             result.unchanged += 1
@@ -198,8 +198,15 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
                     + tuple((f, _cmp(details[f]), _cmp(new_details[f])) for f in _DETAILS
                             if _cmp(details[f]) != _cmp(new_details[f]))))
             continue
-        sets = dict(values)
-        del sets["source"], sets["external_id"]
+        sets = {"name": rec.name, "account": rec.account, "owner": rec.owner, "team": rec.team,
+                "manager": rec.manager, "stage": rec.stage, "crm_stage": rec.crm_stage or rec.stage,
+                "status": status, "amount_minor": rec.amount_minor, "currency": rec.currency,
+                "close_date": rec.close_date, "forecast_category": rec.forecast_category,
+                "next_step": rec.next_step, "next_step_date": rec.next_step_date, "created_on": rec.created_on,
+                "crm_updated_at": rec.crm_updated_at, "synced_at": now, "extras": dumps(rec.extras)}
+        for k, v in rec.fields.items():
+            if k in _EVIDENCE:
+                sets[k] = v
         if "stage" in moved:
             sets["stage_entered_on"] = now.date()
             sets["closed_on"] = now.date() if status != "open" else None

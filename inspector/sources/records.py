@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -51,10 +51,8 @@ class DealRecord:
     activities: list[ActivityRecord] = field(default_factory=list)
 
 
-#: DealRecord's per-row scalar fields, as RecordBatch columns
-SCALARS = ("external_id", "name", "stage", "account", "owner", "team", "manager", "crm_stage", "amount_minor",
-           "currency", "close_date", "forecast_category", "next_step", "next_step_date", "created_on",
-           "crm_updated_at")
+#: DealRecord's per-row scalar fields, as RecordBatch columns (in DealRecord's order)
+SCALARS = tuple(f.name for f in fields(DealRecord) if f.name != "source" and f.default_factory is MISSING)
 _DEFAULTS = {"account": "", "owner": "", "team": "", "manager": "", "crm_stage": "", "amount_minor": 0,
              "currency": "USD", "close_date": None, "forecast_category": "pipeline", "next_step": "",
              "next_step_date": None, "created_on": None, "crm_updated_at": None}
@@ -106,16 +104,16 @@ class RecordBatch(Sequence[DealRecord]):
 
     def records(self) -> list[DealRecord]:
         if self._records is None:
-            cols = [(name, self.column(name)) for name in SCALARS]
-            fields = list(self.fields.items())
-            out = []
-            for i in range(self.size):
-                rec = DealRecord(source=self.source, **{name: col[i] for name, col in cols})
-                if fields:
-                    rec.fields = {f: col[i] for f, col in fields}
-                if self.extras:
-                    rec.extras = self.extras_at(i)
-                out.append(rec)
+            source = self.source
+            out = [DealRecord(source, *row) for row in zip(*map(self.column, SCALARS))]
+            if self.fields:
+                names = tuple(self.fields)
+                for rec, row in zip(out, zip(*self.fields.values())):
+                    rec.fields = dict(zip(names, row))
+            if self.extras:
+                heads = [h for h, _values in self.extras]
+                for rec, row in zip(out, zip(*(values for _h, values in self.extras))):
+                    rec.extras = {h: v for h, v in zip(heads, row) if v != ""}
             self._records = out
         return self._records
 
