@@ -1297,11 +1297,10 @@ def write(store, playbook: Playbook, records: Sequence[DealRecord], *, now: date
     from inspector.sources.ingest import upsert_deals
 
     with _gc_paused():
-        if isinstance(records, RecordBatch) and not records.materialized and not dry_run:
-            # a first import of these deals goes in column by column (upsert_deals checks that
-            # none is stored yet; when some are, it takes them record by record)
-            if not _stored(store, records):
-                return upsert_deals(store, playbook, records, now=now)
+        if isinstance(records, RecordBatch) and not records.materialized and not _stored(store, records):
+            # a first import of these deals (or its dry run) goes column by column; upsert_deals
+            # checks again that none is stored yet, and takes them record by record when some are
+            return upsert_deals(store, playbook, records, now=now, dry_run=dry_run)
         records = list(records)
         if records:
             _drop_unchanged_fields(store, records)

@@ -112,11 +112,14 @@ def upsert_deals(store: Store, pb: Playbook, records: Sequence[DealRecord], *, n
     if not records:
         return result
     if isinstance(records, RecordBatch):
-        if not (dry_run or records.materialized or
+        if not (records.materialized or
                 _rows_by_external_id(conn, records.source, records.column("external_id"), "id")):
-            _insert_batch(store, pb, records, now, conn, result)
+            if dry_run:
+                _preview_batch(records, result)
+            else:
+                _insert_batch(store, pb, records, now, conn, result)
             return result
-        records = records.records()  # updates, previews: record by record
+        records = records.records()  # updates: record by record
     source = records[0].source
     ids = [r.external_id for r in records]
     existing: dict[str, tuple] = {}
@@ -265,6 +268,20 @@ def _write_new(store: Store, conn: Connection, source: str, records: Sequence[De
                       [(id_of[e], f, o, n, at, source) for e, f, o, n, at in history_rows], conn)
     result.changes = len(history_rows)
     result.activities = _activities(store, conn, records, id_of)
+
+
+def _preview_batch(batch: RecordBatch, result: UpsertResult) -> None:
+    """A dry run of a batch of new deals: what the record-by-record dry run lists for them."""
+    col = batch.column
+    rows = list(zip(col("external_id"), col("name"), col("currency"), col("stage"), col("amount_minor"),
+                    col("close_date")))
+    result.created = len(rows)
+    result.preview = [f"new  {ext}  {name}" for ext, name, *_rest in rows]
+    result.changes_preview = [
+        PreviewChange("new", ext, name, currency, (("stage", None, _cmp(stage)),
+                                                   ("amount_minor", None, _cmp(amount)),
+                                                   ("close_date", None, _cmp(close))))
+        for ext, name, currency, stage, amount, close in rows]
 
 
 def _insert_batch(store: Store, pb: Playbook, batch: RecordBatch, now: datetime, conn: Connection,

@@ -136,3 +136,28 @@ def test_a_batch_with_deals_already_stored_goes_record_by_record(services, tmp_p
     assert (first.created, second.created, second.updated, second.changed_fields.get("stage")) == (3, 0, 1, 1)
     third = csv_file.write(store, pb, csv_file.parse(path, pb).records, now=NOW + timedelta(days=8))
     assert (third.created, third.updated, third.unchanged, third.changes) == (0, 0, 3, 0)
+
+
+def test_a_dry_run_of_new_deals_previews_from_the_columns_and_the_import_stays_fast(sqlite_services, tmp_path,
+                                                                                     monkeypatch):
+    """The Import screen previews (dry run) and then imports the same parse result: the preview
+    must list what the record-by-record dry run lists, and leave the batch for the fast path."""
+    from inspector.sources import csv_file
+
+    store, pb = sqlite_services.store, sqlite_services.playbook
+    path = tmp_path / "export.csv"
+    path.write_text(_EXPORT, encoding="utf-8")
+    batch = csv_file.parse(path, pb).records
+    preview = csv_file.write(store, pb, batch, now=NOW, dry_run=True)
+    assert not batch.materialized
+    one_by_one = upsert_deals(store, pb, list(csv_file.parse(path, pb).records), now=NOW, dry_run=True)
+    assert (preview.created, preview.preview, preview.changes_preview) == \
+        (one_by_one.created, one_by_one.preview, one_by_one.changes_preview)
+    assert preview.changes_preview[0].fields == (("stage", None, "qualification"), ("amount_minor", None, "120050"),
+                                                 ("close_date", None, "2026-12-20"))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM deal")).scalar_one() == 0
+    taken: list[str] = []
+    real = ingest._insert_batch
+    monkeypatch.setattr(ingest, "_insert_batch", lambda *a: (taken.append("batch"), real(*a))[1])
+    assert csv_file.write(store, pb, batch, now=NOW).created == 3 and taken == ["batch"]
