@@ -14,8 +14,13 @@ Two steps, both Textual-free:
   names file, line and column; a result with problems or open questions has no records,
   so callers write nothing (all or nothing).
 
-`write(store, playbook, records, now=..., dry_run=...)` hands the records to
-`ingest.upsert_deals` (one transaction, history of what moved, idempotent).
+The records come back as a `RecordBatch` (one list per column; DealRecords when iterated).
+`write(store, playbook, records, now=..., dry_run=...)` hands them to `ingest.upsert_deals`
+(one transaction, history of what moved, idempotent): a file's first import (and its dry
+run) goes straight from the columns, a re-import record by record. Reading, amounts, stage
+and category mapping each have a fast path for the common file (rows one per line, amounts
+all written alike, few distinct values) and fall back to the value-by-value path, which
+names every problem, whenever the file is anything else.
 See RELIABILITY.md §7.6 (CSV-01..14, EXP-03) for the cases this module is built against.
 """
 from __future__ import annotations
