@@ -1254,8 +1254,8 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
         for i, owner in enumerate(owners):
             joined = teams.get(owner.strip())
             if joined is not None:
-                manager_c[i], office = joined
-                team_c[i] = f"{manager_c[i] if not office else office + ' · ' + manager_c[i]}"
+                manager, office = joined
+                manager_c[i], team_c[i] = manager, f"{office} · {manager}" if office else manager
         cols["team"], cols["manager"] = team_c, manager_c
         result.notes.append("manager and team joined from sales_teams.csv (by sales agent)")
         result.notes = list(dict.fromkeys(result.notes))

@@ -53,9 +53,7 @@ class DealRecord:
 
 #: DealRecord's per-row scalar fields, as RecordBatch columns (in DealRecord's order)
 SCALARS = tuple(f.name for f in fields(DealRecord) if f.name != "source" and f.default_factory is MISSING)
-_DEFAULTS = {"account": "", "owner": "", "team": "", "manager": "", "crm_stage": "", "amount_minor": 0,
-             "currency": "USD", "close_date": None, "forecast_category": "pipeline", "next_step": "",
-             "next_step_date": None, "created_on": None, "crm_updated_at": None}
+_DEFAULTS = {f.name: f.default for f in fields(DealRecord) if f.default is not MISSING}
 
 
 class RecordBatch(Sequence[DealRecord]):
