@@ -161,3 +161,24 @@ def test_a_dry_run_of_new_deals_previews_from_the_columns_and_the_import_stays_f
     real = ingest._insert_batch
     monkeypatch.setattr(ingest, "_insert_batch", lambda *a: (taken.append("batch"), real(*a))[1])
     assert csv_file.write(store, pb, batch, now=NOW).created == 3 and taken == ["batch"]
+
+
+def test_a_record_batch_is_its_records_built_once():
+    import pytest
+
+    from inspector.sources.records import RecordBatch
+
+    batch = RecordBatch("csv", {"external_id": ["a", "b"], "name": ["A", "B"], "stage": ["discovery", "commit"],
+                                "amount_minor": [100, 200]},
+                        fields={"champion": ["Ann", ""]}, extras=[("Lead Source", ["Web", ""])])
+    assert len(batch) == 2 and not batch.materialized
+    first = batch[0]
+    assert (first.external_id, first.name, first.stage, first.amount_minor, first.currency, first.owner) == \
+        ("a", "A", "discovery", 100, "USD", "")
+    assert (first.fields, first.extras, batch[1].extras) == ({"champion": "Ann"}, {"Lead Source": "Web"}, {})
+    first.fields = {}
+    assert batch.materialized and list(batch)[0] is first and batch[0].fields == {}
+    with pytest.raises(ValueError, match="column 'name' has 1 values for 2 rows"):
+        RecordBatch("csv", {"external_id": ["a", "b"], "name": ["A"], "stage": ["x", "y"]})
+    with pytest.raises(ValueError, match="not DealRecord columns"):
+        RecordBatch("csv", {"external_id": [], "name": [], "stage": [], "colour": []})
