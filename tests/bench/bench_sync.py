@@ -1,6 +1,6 @@
 """Benchmark the CRM sync (issue 4): full sync, a bare httpx loop over the same calls, incremental.
 
-Run: python tests/bench/bench_sync.py [--deals 100000] [--repeat 3] [--profile]
+Run: python tests/bench/bench_sync.py [--crm hubspot|salesforce|both] [--deals 100000] [--repeat 3] [--profile]
 (not a pytest test; prints a table, asserts nothing)
 
 The HubSpot emulator (tests/emulators) runs in its own process on 127.0.0.1 (an ephemeral
@@ -19,9 +19,25 @@ a meeting, a note, a task) and a company. Measured, each `--repeat` times (media
 * incremental sync after 1% of the deals change in the emulator (target < 5% of the full
   sync's time).
 
+The same three measures for Salesforce: its emulator, in its own process too, seeded with N
+opportunities, each with two OpportunityHistory rows, an OpportunityFieldHistory row, 3 Tasks
+and 2 Events (accounts and owners come inline through the SOQL relationships):
+
+* full sync: `sync_source(store, playbook, SalesforceSource(...), full=True)` into a fresh
+  SQLite store, in opportunities/s. SalesforceSource gives no total ahead of the first page
+  (`estimate_total` is None), so the sync commits in this process, the next page read in a
+  thread (`inspector.sync._Prefetch`), not in the helper process;
+* a bare httpx loop making the same calls (the SOQL query on Opportunity with its
+  `Sforce-Query-Options: batchSize=500` header and every `nextRecordsUrl` page; per 200
+  opportunities of a page, the OpportunityHistory, OpportunityFieldHistory, Task and Event
+  queries and their `nextRecordsUrl` pages), decoding each JSON body and nothing else; the
+  emulator counts both by sObject, so the table shows they are the same; ratio ≤ 1.5x;
+* incremental sync after 1% of the opportunities change in the emulator (Amount up, CloseDate
+  pushed 14 days, SystemModstamp bumped; target < 5% of the full sync's time).
+
 Client-side pacing is off (rate=None) so the numbers measure the code, not the 10 req/s
 pacing; the note column gives the paced lower bound (requests / 10 per s, searches / 4 per s)
-that a real HubSpot portal would impose.
+that a real HubSpot portal would impose, and for Salesforce the app's own 20 req/s pacing.
 """
 from __future__ import annotations
 
@@ -33,8 +49,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -82,11 +100,64 @@ def _emulator_main(conn, deals: int) -> None:
             return
 
 
+def _sf_emulator_main(conn, opps: int) -> None:
+    """The Salesforce emulator's process: the same commands as `_emulator_main`."""
+    import re
+
+    from tests.emulators.salesforce import SalesforceEmulator
+
+    def warm() -> None:  # the emulator indexes the fields of `IN` queries on first use: not in a measure
+        with emu.lock:
+            for sobject, field in (("OpportunityHistory", "OpportunityId"), ("OpportunityFieldHistory", "OpportunityId"),
+                                   ("Task", "WhatId"), ("Event", "WhatId")):
+                emu.soql(f"SELECT Id FROM {sobject} WHERE {field} IN ('none')")
+
+    t = time.perf_counter()
+    emu = SalesforceEmulator(opportunities=opps, tasks=3, events=2, api_limit=10_000_000)
+    warm()
+    conn.send((emu.url, emu.token, time.perf_counter() - t))
+    step = 0
+    while True:
+        cmd, *args = conn.recv()
+        if cmd == "counts":  # requests since the last call, by query or query-locator page and sObject
+            with emu.lock:
+                seen, emu.seen = emu.seen, []
+                kinds = {loc: rows[0]["attributes"]["type"] if rows else "?" for loc, (rows, _n) in emu.locators.items()}
+                # no query is open between measures: the locators (each holds its query's rows)
+                # would otherwise pile up over the runs
+                emu.locators.clear()
+            out: Counter = Counter()
+            for s in seen:
+                if s.path.endswith("/query"):
+                    m = re.search(r"\bFROM\s+(\w+)", s.query.get("q", ""))
+                    out[f"{s.method} query {m.group(1) if m else '?'}"] += 1
+                elif "/query/" in s.path:
+                    out[f"{s.method} query/next {kinds.get(s.path.rsplit('/', 1)[1].rsplit('-', 1)[0], '?')}"] += 1
+                else:
+                    out[f"{s.method} {s.path}"] += 1
+            conn.send(dict(out))
+        elif cmd == "modify":  # a share of the opportunities edited by reps: amount up, close date pushed
+            share = args[0]
+            every = max(1, round(1 / share))
+            step += 1
+            ids = emu.order[step % every::every]
+            for oid in ids:  # modify writes the history rows and bumps SystemModstamp
+                o = emu.objects["Opportunity"][oid]
+                emu.modify(oid, Amount=float(o["Amount"] or 0) + 500,
+                           CloseDate=(date.fromisoformat(o["CloseDate"]) + timedelta(days=14)).isoformat())
+            warm()
+            conn.send(len(ids))
+        elif cmd == "close":
+            emu.close()
+            conn.send(None)
+            return
+
+
 class Emu:
-    def __init__(self, deals: int) -> None:
+    def __init__(self, deals: int, target=_emulator_main) -> None:
         ctx = mp.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_emulator_main, args=(child, deals), daemon=True)
+        self.proc = ctx.Process(target=target, args=(child, deals), daemon=True)
         self.proc.start()
         self.url, self.token, self.seed_s = self.conn.recv()
 
@@ -107,6 +178,16 @@ def connector(emu: Emu, playbook):
 
     http = CrmHttp("hubspot", emu.url, Secret(emu.token), rate=None, search_rate=None)
     return HubSpotSource(http, playbook)
+
+
+def sf_connector(emu: Emu, playbook):
+    """SalesforceSource as `inspector sync salesforce` builds it (batch size 500), pacing off."""
+    from inspector.secrets import Secret
+    from inspector.sources.http import CrmHttp
+    from inspector.sources.salesforce import SalesforceSource
+
+    http = CrmHttp("salesforce", emu.url, Secret(emu.token), rate=None, search_rate=None)
+    return SalesforceSource(http, playbook)
 
 
 def bare_hubspot(url: str, token: str, page_size: int = 50) -> int:
@@ -148,6 +229,46 @@ def bare_hubspot(url: str, token: str, page_size: int = 50) -> int:
                 return deals
 
 
+def bare_salesforce(url: str, token: str, batch_size: int = 500) -> int:
+    """The same calls as SalesforceSource's full sync (`iter_pages`, `_records`) with plain httpx:
+    JSON decoded, nothing kept. The SOQL text is SalesforceSource's, so the emulator does the same work."""
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from inspector.sources.salesforce import API_VERSION, OPP_FIELDS, soql_quote
+
+    base = f"/services/data/v{API_VERSION}"
+    headers = {"Authorization": f"Bearer {token}", "Sforce-Query-Options": f"batchSize={batch_size}"}
+    opps = 0
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+        def more(data: dict) -> dict | None:
+            nxt = data.get("nextRecordsUrl") if not data.get("done", True) else None
+            return c.get(urlsplit(nxt).path).json() if nxt else None
+
+        data: dict | None = c.get(f"{base}/query", params={
+            "q": f"SELECT {', '.join(OPP_FIELDS)} FROM Opportunity ORDER BY SystemModstamp, Id"}).json()
+        while data is not None:
+            ids = [r["Id"] for r in data.get("records", [])]
+            opps += len(ids)
+            for i in range(0, len(ids), 200):
+                in_list = ", ".join(soql_quote(x) for x in ids[i:i + 200])
+                for soql in ("SELECT OpportunityId, StageName, Amount, CloseDate, Probability, CreatedDate "
+                             f"FROM OpportunityHistory WHERE OpportunityId IN ({in_list}) ORDER BY CreatedDate",
+                             "SELECT OpportunityId, Field, OldValue, NewValue, CreatedDate "
+                             f"FROM OpportunityFieldHistory WHERE OpportunityId IN ({in_list}) "
+                             "AND Field IN ('ForecastCategoryName') ORDER BY CreatedDate",
+                             "SELECT Id, WhatId, Subject, ActivityDate, Status, TaskSubtype, Owner.Name, "
+                             f"CreatedDate FROM Task WHERE WhatId IN ({in_list})",
+                             "SELECT Id, WhatId, Subject, StartDateTime, ActivityDateTime, Owner.Name "
+                             f"FROM Event WHERE WhatId IN ({in_list})"):
+                    sub: dict | None = c.get(f"{base}/query", params={"q": soql}).json()
+                    while sub is not None:
+                        sub = more(sub)
+            data = more(data)
+    return opps
+
+
 # -- the measures -----------------------------------------------------------------------------------
 def _fresh(tmp: Path, tag: str):
     from inspector.services import build_services
@@ -176,45 +297,103 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(short.items(), key=lambda kv: -kv[1])[:6])
 
 
+def _fmt_sf_counts(counts: dict[str, int]) -> str:
+    """Requests by sObject, of which how many were `nextRecordsUrl` pages."""
+    total: Counter = Counter()
+    more: Counter = Counter()
+    for k, v in counts.items():
+        kind, sobject = k.split(" ")[1:3] if k.count(" ") == 2 else ("", k)
+        total[sobject] += v
+        if kind == "query/next":
+            more[sobject] += v
+    return ", ".join(f"{k} {v:,}" + (f" ({more[k]:,} next)" if more[k] else "") for k, v in total.most_common())
+
+
+@dataclass
+class Measured:
+    """One CRM's runs: times (s) per repeat, the emulator's request counts of the last repeat."""
+
+    fulls: list[float]
+    bares: list[float]
+    incs: list[float]
+    full_counts: dict[str, int]
+    bare_counts: dict[str, int]
+    inc_counts: dict[str, int]
+    status: Any  # SyncStatus of the last full sync
+    inc: Any  # SyncStatus of the last incremental sync
+    bare_n: int  # deals the bare loop read
+    changed: int  # deals changed before the incremental sync
+
+
+def _measure(tmp: Path, emu: Emu, pb, tag: str, connect, bare, repeat: int) -> Measured:
+    """Per repeat: full sync into a fresh store, the bare loop, 1% changed, incremental sync."""
+    from inspector.sync import sync_source
+
+    fulls, bares, incs = [], [], []
+    full_counts = bare_counts = inc_counts = {}
+    status = inc = None
+    changed = bare_n = 0
+    svc = None
+    for k in range(repeat):
+        if svc is not None:
+            svc.store.engine.dispose()
+        svc = _fresh(tmp, f"{tag}-{k}")
+        emu.call("counts")
+        src = connect(emu, pb)
+        t = time.perf_counter()
+        status = sync_source(svc.store, pb, src, full=True, now=NOW + timedelta(hours=k))
+        fulls.append(time.perf_counter() - t)
+        src.close()
+        full_counts = emu.call("counts")
+
+        t = time.perf_counter()
+        bare_n = bare(emu.url, emu.token)
+        bares.append(time.perf_counter() - t)
+        bare_counts = emu.call("counts")
+
+        changed = emu.call("modify", 0.01)
+        emu.call("counts")
+        src = connect(emu, pb)
+        t = time.perf_counter()
+        inc = sync_source(svc.store, pb, src, full=False, now=NOW + timedelta(hours=k, minutes=30))
+        incs.append(time.perf_counter() - t)
+        src.close()
+        inc_counts = emu.call("counts")
+    if svc is not None:
+        svc.store.engine.dispose()
+    return Measured(fulls, bares, incs, full_counts, bare_counts, inc_counts, status, inc, bare_n, changed)
+
+
+def _profile(tmp: Path, emu: Emu, pb, tag: str, connect) -> None:
+    """cProfile one more full sync into a fresh store; prints the top functions by own time."""
+    import cProfile
+    import pstats
+
+    from inspector.sync import sync_source
+
+    svc = _fresh(tmp, f"{tag}-profile")
+    src = connect(emu, pb)
+    prof = cProfile.Profile()
+    prof.enable()
+    sync_source(svc.store, pb, src, full=True, now=NOW)
+    prof.disable()
+    src.close()
+    svc.store.engine.dispose()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+
+
 def run(tmp: Path, deals: int, repeat: int, profile: bool = False) -> None:
     from inspector.playbook import load_playbook
-    from inspector.sync import sync_source
 
     pb = load_playbook()
     emu = Emu(deals)
     print(f"    HubSpot emulator: {deals:,} deals × (history, 5 activities, a company) at {emu.url}, "
           f"seeded in {emu.seed_s:.1f} s (own process)", flush=True)
     try:
-        fulls, bares, incs = [], [], []
-        full_counts = bare_counts = inc_counts = {}
-        status = inc = None
-        changed = 0
-        svc = None
-        for k in range(repeat):
-            if svc is not None:
-                svc.store.engine.dispose()
-            svc = _fresh(tmp, f"hubspot-{k}")
-            emu.call("counts")
-            src = connector(emu, pb)
-            t = time.perf_counter()
-            status = sync_source(svc.store, pb, src, full=True, now=NOW + timedelta(hours=k))
-            fulls.append(time.perf_counter() - t)
-            src.close()
-            full_counts = emu.call("counts")
-
-            t = time.perf_counter()
-            bare_deals = bare_hubspot(emu.url, emu.token)
-            bares.append(time.perf_counter() - t)
-            bare_counts = emu.call("counts")
-
-            changed = emu.call("modify", 0.01)
-            emu.call("counts")
-            src = connector(emu, pb)
-            t = time.perf_counter()
-            inc = sync_source(svc.store, pb, src, full=False, now=NOW + timedelta(hours=k, minutes=30))
-            incs.append(time.perf_counter() - t)
-            src.close()
-            inc_counts = emu.call("counts")
+        m = _measure(tmp, emu, pb, "hubspot", connector, bare_hubspot, repeat)
+        fulls, bares, incs, status, inc = m.fulls, m.bares, m.incs, m.status, m.inc
+        full_counts, bare_counts, inc_counts = m.full_counts, m.bare_counts, m.inc_counts
+        bare_deals, changed = m.bare_n, m.changed
         full, bare, incr = statistics.median(fulls), statistics.median(bares), statistics.median(incs)
         n_full, n_bare = sum(full_counts.values()), sum(bare_counts.values())
         runs = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
@@ -234,32 +413,59 @@ def run(tmp: Path, deals: int, repeat: int, profile: bool = False) -> None:
             f"paced at production rates (10 req/s, search 4/s): full ≥ {_dur(_paced(full_counts))}, "
             f"incremental ≥ {_dur(_paced(inc_counts))} ({_paced(inc_counts) / _paced(full_counts):.1%})")
         if profile:
-            import cProfile
-            import pstats
+            _profile(tmp, emu, pb, "hubspot", connector)
+    finally:
+        emu.close()
 
-            svc.store.engine.dispose()
-            svc = _fresh(tmp, "hubspot-profile")
-            src = connector(emu, pb)
-            prof = cProfile.Profile()
-            prof.enable()
-            sync_source(svc.store, pb, src, full=True, now=NOW)
-            prof.disable()
-            src.close()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
-        if svc is not None:
-            svc.store.engine.dispose()
+
+def run_salesforce(tmp: Path, opps: int, repeat: int, profile: bool = False) -> None:
+    from inspector.playbook import load_playbook
+    from inspector.sources.connect import RATES
+
+    pb = load_playbook()
+    emu = Emu(opps, target=_sf_emulator_main)
+    print(f"    Salesforce emulator: {opps:,} opportunities × (2 stage + 1 field history rows, 3 tasks, 2 events) "
+          f"at {emu.url}, seeded in {emu.seed_s:.1f} s (own process)", flush=True)
+    try:
+        m = _measure(tmp, emu, pb, "salesforce", sf_connector, bare_salesforce, repeat)
+        full, bare, incr = statistics.median(m.fulls), statistics.median(m.bares), statistics.median(m.incs)
+        n_full, n_bare = sum(m.full_counts.values()), sum(m.bare_counts.values())
+        runs = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
+        rate = RATES["salesforce"][0]  # the app's own pacing: Salesforce has no per-second limit, a daily one
+        paced = lambda counts: sum(counts.values()) / rate  # noqa: E731
+        st, inc = m.status, m.inc
+        row(f"Salesforce full sync, {st.deals:,} opportunities", f"{st.deals / full:,.0f} opps/s", "-",
+            f"{full:.1f} s, median of {repeat} (runs {runs(m.fulls)} s) · {st.pages:,} pages, "
+            f"{st.activities:,} activities, {st.changes:,} history rows")
+        row("  requests the sync made (emulator count)", f"{n_full:,}", "-", _fmt_sf_counts(m.full_counts))
+        row("  bare httpx loop, same calls", f"{m.bare_n / bare:,.0f} opps/s", "-",
+            f"{bare:.1f} s (runs {runs(m.bares)} s) · {n_bare:,} requests"
+            + ("" if n_bare == n_full else f" (sync made {n_full:,})")
+            + ("" if n_bare != n_full or m.bare_counts == m.full_counts else " (same total, other calls)"))
+        row("  sync time / bare loop time", f"{full / bare:.2f}x", "≤ 1.5x",
+            "both unpaced against the same emulator process")
+        row(f"Salesforce incremental, {m.changed:,} opps (1%) changed", f"{incr:.2f} s", "-",
+            f"median of {repeat} (runs {' / '.join(f'{x:.2f}' for x in m.incs)} s) · {inc.deals:,} read, "
+            f"{inc.updated:,} updated, {inc.changes:,} history rows · {sum(m.inc_counts.values()):,} requests")
+        row("  incremental / full sync time", f"{incr / full:.1%}", "< 5%",
+            f"paced at the app's rate ({rate:.0f} req/s): full ≥ {_dur(paced(m.full_counts))}, "
+            f"incremental ≥ {_dur(paced(m.inc_counts))} ({paced(m.inc_counts) / paced(m.full_counts):.1%})")
+        if profile:
+            _profile(tmp, emu, pb, "salesforce", sf_connector)
     finally:
         emu.close()
 
 
 def run_from_run_all(tmp: Path, deals: int) -> None:
-    """One call from tests/bench/run_all.py."""
+    """One call from tests/bench/run_all.py: both CRMs, one after the other (the emulators never share the cores)."""
     run(tmp, deals, 3)
+    run_salesforce(tmp, deals, 3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--deals", type=int, default=100_000)
+    parser.add_argument("--crm", choices=("hubspot", "salesforce", "both"), default="both")
+    parser.add_argument("--deals", type=int, default=100_000, help="deals (HubSpot) / opportunities (Salesforce)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one more full sync (top functions)")
     parser.add_argument("--keep", type=Path, help="write the stores into this directory")
@@ -268,7 +474,10 @@ def main() -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     print(f"Inspector sync benchmarks · {os.cpu_count()} cores · load {os.getloadavg()[0]:.2f} · "
           f"Python {sys.version.split()[0]} · {tmp}")
-    run(tmp, args.deals, args.repeat, args.profile)
+    if args.crm in ("hubspot", "both"):
+        run(tmp, args.deals, args.repeat, args.profile)
+    if args.crm in ("salesforce", "both"):
+        run_salesforce(tmp, args.deals, args.repeat, args.profile)
     print("\n| measure | value | target | note |\n|---|---|---|---|")
     for name, value, target, note in ROWS:
         print(f"| {name.strip()} | {value} | {target} | {note} |")

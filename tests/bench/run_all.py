@@ -6,7 +6,7 @@ Measures, on a seeded store of N demo deals (history and activities included):
 seeding, cold start to an interactive Pipeline (subprocess, headless driver, peak RSS),
 filter keystroke / cursor down / page down at N rows, headless command latency, and
 opening the Inspect screen on a deal with 500 activities; then the governance benchmarks
-(issue 5), the CSV import of 100k rows and the HubSpot sync of N deals (issue 4).
+(issue 5), the CSV import of 100k rows and the HubSpot and Salesforce syncs of N deals (issue 4).
 """
 from __future__ import annotations
 
@@ -263,7 +263,7 @@ def main() -> None:
     if not args.only or "import" in args.only:
         _run(__import__("bench_import"), lambda m: m.run_from_run_all(tmp))  # issue 4: CSV import, 100k rows
     if not args.only or "sync" in args.only:
-        _run(__import__("bench_sync"), lambda m: m.run_from_run_all(tmp, args.deals))  # issue 4: HubSpot sync vs bare httpx
+        _run(__import__("bench_sync"), lambda m: m.run_from_run_all(tmp, args.deals))  # issue 4: HubSpot and Salesforce sync vs bare httpx
     print("\n| measure | value | target | note |\n|---|---|---|---|")
     for name, value, target, note in ROWS:
         print(f"| {name.strip()} | {value} | {target} | {note} |")

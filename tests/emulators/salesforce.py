@@ -56,6 +56,8 @@ class SalesforceEmulator(Emulator):
         self.clock = T0 + timedelta(days=40)
         self.tasks_per_opp, self.events_per_opp = tasks, events
         self._seq = 0
+        #: (sObject, field) -> (row count when built, {value: [(position, row)]}); see `_candidates`
+        self._indexes: dict[tuple[str, str], tuple[int, dict[Any, list[tuple[int, dict]]]]] = {}
         super().__init__(token, **kw)
         for i in range(6):
             uid = _sid("005", i + 1)
@@ -126,6 +128,7 @@ class SalesforceEmulator(Emulator):
                     "EndDateTime": sf_dt(start_at + timedelta(minutes=30)), "ActivityDateTime": sf_dt(start_at),
                     "DurationInMinutes": 30, "OwnerId": users[k % len(users)], "IsDeleted": False}
         self.clock = max(self.clock, T0 + timedelta(seconds=30 * (start + n) + 3600))
+        self._indexes.clear()
 
     def _after_seed(self) -> None:
         pass
@@ -153,6 +156,7 @@ class SalesforceEmulator(Emulator):
                     "CreatedDate": sf_dt(when), "SystemModstamp": sf_dt(when), "IsDeleted": False,
                     "CreatedById": "005EMU000000001AAA"}
             opp["SystemModstamp"] = opp["LastModifiedDate"] = sf_dt(when)
+            self._indexes.clear()
 
     def delete(self, opp_id: str) -> None:
         with self.lock:
@@ -247,7 +251,7 @@ class SalesforceEmulator(Emulator):
         if sobject not in self.objects:
             raise _err(400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
         conds = _parse_where(m.group(3)) if m.group(3) else []
-        rows = [r for r in self.objects[sobject].values() if not r.get("IsDeleted") and
+        rows = [r for r in self._candidates(sobject, conds) if not r.get("IsDeleted") and
                 all(_test(r, c) for c in conds)]
         if m.group(4):
             keys = [k.strip().split() for k in m.group(4).split(",")]
@@ -257,6 +261,31 @@ class SalesforceEmulator(Emulator):
         if m.group(5):
             rows = rows[:int(m.group(5))]
         return [self._shape(sobject, r, fields, VERSION) for r in rows]
+
+    def _candidates(self, sobject: str, conds: list[tuple[str, str, Any]]) -> list[dict]:
+        """The rows that can match, in table order (what a scan would test, same order).
+
+        A sync asks per page for the history and activities of 200 opportunities (`OpportunityId
+        IN (...)`, `WhatId IN (...)`); testing every row of the table on each would make a sync
+        of n opportunities O(n²) in the emulator. The first `IN` condition reads an index of that
+        field instead; every condition is still tested on the candidates. The index is dropped on
+        every write here and rebuilt when the table's row count has changed."""
+        table = self.objects[sobject]
+        cond = next((c for c in conds if c[1] == "IN"), None)
+        if cond is None:
+            return list(table.values())
+        key = (sobject, cond[0])
+        built = self._indexes.get(key)
+        if built is None or built[0] != len(table):
+            by: dict[Any, list[tuple[int, dict]]] = {}
+            try:
+                for pos, r in enumerate(table.values()):
+                    by.setdefault(r.get(cond[0]), []).append((pos, r))
+            except TypeError:  # an unhashable value: scan
+                return list(table.values())
+            built = self._indexes[key] = (len(table), by)
+        hits = [hit for v in dict.fromkeys(cond[2]) for hit in built[1].get(v, ())]
+        return [r for _pos, r in sorted(hits, key=lambda h: h[0])]
 
     def _shape(self, sobject: str, rec: dict, fields: list[str], version: str) -> dict:
         out: dict[str, Any] = {"attributes": {"type": sobject, "url": f"/services/data/v{version}/sobjects/{sobject}/{rec['Id']}"}}
@@ -298,6 +327,7 @@ class SalesforceEmulator(Emulator):
     def _save(self, sobject: str | None, values: dict, create: bool) -> dict:
         if sobject not in self.objects:
             return {"success": False, "errors": [{"statusCode": "INVALID_TYPE", "message": f"bad type {sobject}", "fields": []}]}
+        self._indexes.clear()  # a write may change an indexed field (e.g. a Task's WhatId)
         if create:
             new_id = self.next_id({"Task": "00T", "Event": "00U"}.get(sobject, "a00"))
             when = self.tick()
