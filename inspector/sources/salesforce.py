@@ -54,6 +54,9 @@ class SalesforceSource:
         self.pb = playbook
         self.batch_size = max(200, min(2000, batch_size))
         self.base = f"/services/data/v{version}"
+        self.mapper = SalesforceMapper(self.source)
+        #: pages carry Salesforce's rows and the mapper instead of records (`Page.deferred`)
+        self.defer_mapping = False
 
     def close(self) -> None:
         self.http.close()
@@ -77,14 +80,28 @@ class SalesforceSource:
             rows.extend(data.get("records", []))
         return rows
 
+    @staticmethod
+    def _opp_where(since: str | None, inclusive: bool = False) -> str:
+        return f" WHERE SystemModstamp {'>=' if inclusive else '>'} {soql_datetime(since)}" if since else ""
+
     def _opp_soql(self, since: str | None, inclusive: bool = False) -> str:
-        where = ""
-        if since:
-            where = f" WHERE SystemModstamp {'>=' if inclusive else '>'} {soql_datetime(since)}"
-        return f"SELECT {', '.join(OPP_FIELDS)} FROM Opportunity{where} ORDER BY SystemModstamp, Id"
+        return f"SELECT {', '.join(OPP_FIELDS)} FROM Opportunity{self._opp_where(since, inclusive)} " \
+            "ORDER BY SystemModstamp, Id"
 
     def estimate_total(self, since: str | None) -> int | None:
-        return None  # the first page's totalSize tells
+        """How many opportunities a full run will read (`SELECT COUNT()`: one request, no rows),
+        so a big sync writes in a helper process from its first page. None for an incremental
+        run (its first page's totalSize tells; no second scan for it) or when it cannot tell."""
+        if since:
+            return None
+        try:
+            data = self._query("SELECT COUNT() FROM Opportunity")
+        except CrmError as exc:
+            if exc.kind in ("auth", "permission", "quota"):
+                raise
+            return None
+        total = data.get("totalSize") if isinstance(data, dict) else None
+        return total if isinstance(total, int) else None
 
     def iter_pages(self, since: str | None, cursor: str | None) -> Iterator[Page]:
         cur = Cursor.load(cursor) or Cursor("query", None, since)
@@ -105,93 +122,40 @@ class SalesforceSource:
         total = data.get("totalSize")
         while True:
             rows = data.get("records", [])
-            records = self._records(rows)
+            related = self._related(rows) if rows else ([], [], [], [])
             newest = _newest(rows)
             last = newest or last
             nxt = data.get("nextRecordsUrl") if not data.get("done", True) else None
             next_cursor = Cursor("query", nxt, since, last).dump() if nxt else None
-            yield Page(records, next_cursor, newest, total=total)
+            if self.defer_mapping and rows:  # rows to records where the page is written
+                yield Page([], next_cursor, newest, total=total, deferred=(self.mapper, (rows, related)))
+            else:
+                yield Page(self.mapper.build(self.pb, (rows, related)), next_cursor, newest, total=total)
             if not nxt:
                 return
             data = self._more(nxt)
 
     # -- records ----------------------------------------------------------------------------------
-    def _records(self, rows: list[dict]) -> list[DealRecord]:
-        if not rows:
-            return []
-        ids = [r["Id"] for r in rows]
-        stage_hist: dict[str, list[dict]] = defaultdict(list)
-        field_hist: dict[str, list[dict]] = defaultdict(list)
-        activities: dict[str, list[ActivityRecord]] = defaultdict(list)
-        for part in _chunks(ids, 200):
+    def _related(self, rows: list[dict]) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+        """The page's OpportunityHistory, OpportunityFieldHistory, Task and Event rows, as
+        Salesforce sent them (queried 200 opportunities at a time)."""
+        stage_hist: list[dict] = []
+        field_hist: list[dict] = []
+        tasks: list[dict] = []
+        events: list[dict] = []
+        for part in _chunks([r["Id"] for r in rows], 200):
             in_list = ", ".join(soql_quote(i) for i in part)
-            for h in self.query_all("SELECT OpportunityId, StageName, Amount, CloseDate, Probability, CreatedDate "
-                                    f"FROM OpportunityHistory WHERE OpportunityId IN ({in_list}) "
-                                    "ORDER BY CreatedDate"):
-                stage_hist[h["OpportunityId"]].append(h)
-            for h in self.query_all("SELECT OpportunityId, Field, OldValue, NewValue, CreatedDate "
-                                    f"FROM OpportunityFieldHistory WHERE OpportunityId IN ({in_list}) "
-                                    "AND Field IN ('ForecastCategoryName') ORDER BY CreatedDate"):
-                field_hist[h["OpportunityId"]].append(h)
-            for t in self.query_all("SELECT Id, WhatId, Subject, ActivityDate, Status, TaskSubtype, Owner.Name, "
-                                    f"CreatedDate FROM Task WHERE WhatId IN ({in_list})"):
-                kind = {"call": "call", "email": "email"}.get(str(t.get("TaskSubtype") or "").lower(), "task")
-                day = parse_date(t.get("ActivityDate"))
-                when = (datetime.combine(day, time(0), tzinfo=timezone.utc) if day
-                        else parse_dt(t.get("CreatedDate")))
-                if when is not None:
-                    activities[t["WhatId"]].append(ActivityRecord(f"Task:{t['Id']}", kind, when, plain(t.get("Subject")),
-                                                                  (t.get("Owner") or {}).get("Name") or ""))
-            for e in self.query_all("SELECT Id, WhatId, Subject, StartDateTime, ActivityDateTime, Owner.Name "
-                                    f"FROM Event WHERE WhatId IN ({in_list})"):
-                when = parse_dt(e.get("StartDateTime") or e.get("ActivityDateTime"))
-                if when is not None:
-                    activities[e["WhatId"]].append(ActivityRecord(f"Event:{e['Id']}", "meeting", when,
-                                                                  plain(e.get("Subject")),
-                                                                  (e.get("Owner") or {}).get("Name") or ""))
-        return [self._record(r, stage_hist[r["Id"]], field_hist[r["Id"]], activities[r["Id"]]) for r in rows]
-
-    def _stage(self, name: str | None, probability: Any = None, closed: Any = None, won: Any = None) -> str:
-        prob = float(probability) / 100.0 if isinstance(probability, (int, float)) else None
-        return map_stage(self.pb, name or "", name or "", prob, closed if isinstance(closed, bool) else None,
-                         won if isinstance(won, bool) else None)
-
-    def _record(self, r: dict, stage_hist: list[dict], field_hist: list[dict],
-                activities: list[ActivityRecord]) -> DealRecord:
-        currency = str(r.get("CurrencyIsoCode") or "USD").upper()
-        history: list[HistoryItem] = []
-        prev: dict[str, str | None] = {"stage": None, "amount_minor": None, "close_date": None}
-        for h in stage_hist:
-            when = parse_dt(h.get("CreatedDate"))
-            if when is None:
-                continue
-            now = {"stage": self._stage(h.get("StageName"), h.get("Probability")),
-                   "amount_minor": str(parse_minor(h.get("Amount"), currency)) if h.get("Amount") is not None else None,
-                   "close_date": d.isoformat() if (d := parse_date(h.get("CloseDate"))) else None}
-            for f in ("stage", "amount_minor", "close_date"):
-                if now[f] != prev[f] and now[f] is not None:
-                    history.append(HistoryItem(f, prev[f], now[f], when))
-                    prev[f] = now[f]
-        for h in field_hist:
-            when = parse_dt(h.get("CreatedDate"))
-            if when is None:
-                continue
-            old = map_category(self.pb, h.get("OldValue")) if h.get("OldValue") else None
-            new = map_category(self.pb, h.get("NewValue")) if h.get("NewValue") else None
-            if old != new:
-                history.append(HistoryItem("forecast_category", old, new, when))
-        crm = {k: r.get(k) for k in ("StageName", "ForecastCategoryName", "NextStep", "Probability", "Type",
-                                     "LeadSource", "IsClosed", "IsWon", "SystemModstamp")}
-        return DealRecord(
-            source=self.source, external_id=r["Id"], name=r.get("Name") or f"(unnamed opportunity {r['Id']})",
-            stage=self._stage(r.get("StageName"), r.get("Probability"), r.get("IsClosed"), r.get("IsWon")),
-            account=(r.get("Account") or {}).get("Name") or "", owner=(r.get("Owner") or {}).get("Name") or "",
-            crm_stage=r.get("StageName") or "", amount_minor=parse_minor(r.get("Amount"), currency),
-            currency=currency, close_date=parse_date(r.get("CloseDate")),
-            forecast_category=map_category(self.pb, r.get("ForecastCategoryName")),
-            next_step=r.get("NextStep") or "", created_on=parse_date(r.get("CreatedDate")),
-            crm_updated_at=parse_dt(r.get("LastModifiedDate") or r.get("SystemModstamp")),
-            extras={"crm": crm}, history=history, activities=activities)
+            stage_hist += self.query_all("SELECT OpportunityId, StageName, Amount, CloseDate, Probability, "
+                                         f"CreatedDate FROM OpportunityHistory WHERE OpportunityId IN ({in_list}) "
+                                         "ORDER BY CreatedDate")
+            field_hist += self.query_all("SELECT OpportunityId, Field, OldValue, NewValue, CreatedDate "
+                                         f"FROM OpportunityFieldHistory WHERE OpportunityId IN ({in_list}) "
+                                         "AND Field IN ('ForecastCategoryName') ORDER BY CreatedDate")
+            tasks += self.query_all("SELECT Id, WhatId, Subject, ActivityDate, Status, TaskSubtype, Owner.Name, "
+                                    f"CreatedDate FROM Task WHERE WhatId IN ({in_list})")
+            events += self.query_all("SELECT Id, WhatId, Subject, StartDateTime, ActivityDateTime, Owner.Name "
+                                     f"FROM Event WHERE WhatId IN ({in_list})")
+        return stage_hist, field_hist, tasks, events
 
     # -- writeback --------------------------------------------------------------------------------
     def read_current(self, external_ids: list[str], fields: list[str]) -> dict[str, dict[str, str | None]]:
@@ -258,3 +222,80 @@ def _newest(rows: list[dict]) -> str | None:
         if moment and (best is None or moment > best):
             best = moment
     return iso(best)
+
+
+class SalesforceMapper:
+    """Salesforce query rows (a page of opportunities and their history, tasks and events) to
+    DealRecords. No HTTP and no state but the source name: it pickles, so a sync can map a page
+    in the process that writes it (`Page.deferred`)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def build(self, pb: Playbook, payload: tuple) -> list[DealRecord]:
+        rows, (stage_rows, field_rows, tasks, events) = payload
+        stage_hist: dict[str, list[dict]] = defaultdict(list)
+        field_hist: dict[str, list[dict]] = defaultdict(list)
+        activities: dict[str, list[ActivityRecord]] = defaultdict(list)
+        for h in stage_rows:
+            stage_hist[h["OpportunityId"]].append(h)
+        for h in field_rows:
+            field_hist[h["OpportunityId"]].append(h)
+        for t in tasks:
+            kind = {"call": "call", "email": "email"}.get(str(t.get("TaskSubtype") or "").lower(), "task")
+            day = parse_date(t.get("ActivityDate"))
+            when = datetime.combine(day, time(0), tzinfo=timezone.utc) if day else parse_dt(t.get("CreatedDate"))
+            if when is not None:
+                activities[t["WhatId"]].append(ActivityRecord(f"Task:{t['Id']}", kind, when, plain(t.get("Subject")),
+                                                              (t.get("Owner") or {}).get("Name") or ""))
+        for e in events:
+            when = parse_dt(e.get("StartDateTime") or e.get("ActivityDateTime"))
+            if when is not None:
+                activities[e["WhatId"]].append(ActivityRecord(f"Event:{e['Id']}", "meeting", when,
+                                                              plain(e.get("Subject")),
+                                                              (e.get("Owner") or {}).get("Name") or ""))
+        return [self._record(pb, r, stage_hist[r["Id"]], field_hist[r["Id"]], activities[r["Id"]]) for r in rows]
+
+    @staticmethod
+    def _stage(pb: Playbook, name: str | None, probability: Any = None, closed: Any = None,
+               won: Any = None) -> str:
+        prob = float(probability) / 100.0 if isinstance(probability, (int, float)) else None
+        return map_stage(pb, name or "", name or "", prob, closed if isinstance(closed, bool) else None,
+                         won if isinstance(won, bool) else None)
+
+    def _record(self, pb: Playbook, r: dict, stage_hist: list[dict], field_hist: list[dict],
+                activities: list[ActivityRecord]) -> DealRecord:
+        currency = str(r.get("CurrencyIsoCode") or "USD").upper()
+        history: list[HistoryItem] = []
+        prev: dict[str, str | None] = {"stage": None, "amount_minor": None, "close_date": None}
+        for h in stage_hist:
+            when = parse_dt(h.get("CreatedDate"))
+            if when is None:
+                continue
+            now = {"stage": self._stage(pb, h.get("StageName"), h.get("Probability")),
+                   "amount_minor": str(parse_minor(h.get("Amount"), currency)) if h.get("Amount") is not None else None,
+                   "close_date": d.isoformat() if (d := parse_date(h.get("CloseDate"))) else None}
+            for f in ("stage", "amount_minor", "close_date"):
+                if now[f] != prev[f] and now[f] is not None:
+                    history.append(HistoryItem(f, prev[f], now[f], when))
+                    prev[f] = now[f]
+        for h in field_hist:
+            when = parse_dt(h.get("CreatedDate"))
+            if when is None:
+                continue
+            old = map_category(pb, h.get("OldValue")) if h.get("OldValue") else None
+            new = map_category(pb, h.get("NewValue")) if h.get("NewValue") else None
+            if old != new:
+                history.append(HistoryItem("forecast_category", old, new, when))
+        crm = {k: r.get(k) for k in ("StageName", "ForecastCategoryName", "NextStep", "Probability", "Type",
+                                     "LeadSource", "IsClosed", "IsWon", "SystemModstamp")}
+        return DealRecord(
+            source=self.source, external_id=r["Id"], name=r.get("Name") or f"(unnamed opportunity {r['Id']})",
+            stage=self._stage(pb, r.get("StageName"), r.get("Probability"), r.get("IsClosed"), r.get("IsWon")),
+            account=(r.get("Account") or {}).get("Name") or "", owner=(r.get("Owner") or {}).get("Name") or "",
+            crm_stage=r.get("StageName") or "", amount_minor=parse_minor(r.get("Amount"), currency),
+            currency=currency, close_date=parse_date(r.get("CloseDate")),
+            forecast_category=map_category(pb, r.get("ForecastCategoryName")),
+            next_step=r.get("NextStep") or "", created_on=parse_date(r.get("CreatedDate")),
+            crm_updated_at=parse_dt(r.get("LastModifiedDate") or r.get("SystemModstamp")),
+            extras={"crm": crm}, history=history, activities=activities)

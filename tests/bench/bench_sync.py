@@ -24,10 +24,10 @@ opportunities, each with two OpportunityHistory rows, an OpportunityFieldHistory
 and 2 Events (accounts and owners come inline through the SOQL relationships):
 
 * full sync: `sync_source(store, playbook, SalesforceSource(...), full=True)` into a fresh
-  SQLite store, in opportunities/s. SalesforceSource gives no total ahead of the first page
-  (`estimate_total` is None), so the sync commits in this process, the next page read in a
-  thread (`inspector.sync._Prefetch`), not in the helper process;
-* a bare httpx loop making the same calls (the SOQL query on Opportunity with its
+  SQLite store, in opportunities/s. SalesforceSource counts the run first (`SELECT COUNT()`),
+  so from WRITE_ELSEWHERE_FROM opportunities the sync writes in the helper process, as
+  HubSpot's does;
+* a bare httpx loop making the same calls (the count, the SOQL query on Opportunity with its
   `Sforce-Query-Options: batchSize=500` header and every `nextRecordsUrl` page; per 200
   opportunities of a page, the OpportunityHistory, OpportunityFieldHistory, Task and Event
   queries and their `nextRecordsUrl` pages), decoding each JSON body and nothing else; the
@@ -246,6 +246,7 @@ def bare_salesforce(url: str, token: str, batch_size: int = 500) -> int:
             nxt = data.get("nextRecordsUrl") if not data.get("done", True) else None
             return c.get(urlsplit(nxt).path).json() if nxt else None
 
+        c.get(f"{base}/query", params={"q": "SELECT COUNT() FROM Opportunity"}).json()  # the total
         data: dict | None = c.get(f"{base}/query", params={
             "q": f"SELECT {', '.join(OPP_FIELDS)} FROM Opportunity ORDER BY SystemModstamp, Id"}).json()
         while data is not None:

@@ -42,6 +42,9 @@ def _err(status: int, code: str, message: str) -> Reply:
     return Reply(status, [{"message": message, "errorCode": code}])
 
 
+_COUNT = re.compile(r"\s*SELECT\s+COUNT\(\)\s+FROM\b", re.I)
+
+
 class SalesforceEmulator(Emulator):
     name = "salesforce"
 
@@ -193,6 +196,8 @@ class SalesforceEmulator(Emulator):
                 if opt:
                     size = max(200, min(2000, int(opt.group(1))))
                 rows = self.soql(query["q"])
+                if _COUNT.match(query["q"]):  # SELECT COUNT(): the number, no rows
+                    return 200, {"totalSize": len(rows), "done": True, "records": []}, {}
                 return 200, self._page(version, rows, 0, size), {}
             mm = re.fullmatch(r"/query/([\w-]+)", rest)
             if mm and method == "GET":
@@ -260,6 +265,8 @@ class SalesforceEmulator(Emulator):
                 rows.sort(key=lambda r, f=parts[0]: _sort_key(r.get(f)), reverse=desc)
         if m.group(5):
             rows = rows[:int(m.group(5))]
+        if fields == ["COUNT()"]:
+            return rows  # counted by the caller, never shaped
         return [self._shape(sobject, r, fields, VERSION) for r in rows]
 
     def _candidates(self, sobject: str, conds: list[tuple[str, str, Any]]) -> list[dict]:

@@ -290,16 +290,16 @@ def test_salesforce_quota_guard_stops_the_sync_then_it_resumes(sqlite_services, 
     """HTTP-09: Sforce-Limit-Info api-usage reaching the configured share stops the run after
     the page in hand commits; no further request is sent; the next run resumes."""
     svc = sqlite_services
-    # page 1 takes 6 calls (opportunities, 2 pages of OpportunityHistory, field history, tasks,
-    # events): the 6th answer reads api-usage=81000/100000
-    sf.api_limit, sf.api_used = 100_000, 81_000 - 6
+    # the count and page 1 take 7 calls (COUNT(), opportunities, 2 pages of OpportunityHistory,
+    # field history, tasks, events): the 7th answer reads api-usage=81000/100000
+    sf.api_limit, sf.api_used = 100_000, 81_000 - 7
     src = salesforce_source(sf, playbook, quota_stop=0.81)
     with pytest.raises(CrmError) as info:
         sync_source(svc.store, playbook, src, full=True, now=NOW)
     src.close()
     err = info.value
     assert err.kind == "quota" and "Salesforce daily API quota 81% used (stop at 81%); stopping, resume later" in str(err)
-    assert len(sf.seen) == 6  # nothing sent after the threshold
+    assert len(sf.seen) == 7  # nothing sent after the threshold
     state = read_state(svc.store, "salesforce")
     assert state.status == "failed" and state.cursor and state.counts["deals"] == 200
     with svc.store.engine.connect() as conn:

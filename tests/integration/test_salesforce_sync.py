@@ -35,7 +35,8 @@ def test_full_sync_follows_next_records_url_with_history_and_activities(sqlite_s
     assert status.activities == 450 * 5
     queries = salesforce_emu.requests_to("/services/data/v59.0/query")
     assert any("/query/01gEMU" in q.path for q in queries)  # nextRecordsUrl followed
-    assert "ORDER BY SystemModstamp, Id" in queries[0].query["q"]
+    assert queries[0].query["q"] == "SELECT COUNT() FROM Opportunity"  # the total, before the first page
+    assert "ORDER BY SystemModstamp, Id" in queries[1].query["q"]
     assert queries[0].headers.get("sforce-query-options") == "batchSize=200"
     opp = salesforce_emu.order[5]  # k=5: Negotiation/Review, Commit, owner F
     (name, account, owner, stage, crm_stage, amount, close, cat, nxt), = _table(

@@ -230,8 +230,9 @@ def test_sigkill_of_the_cli_with_a_helper_resumes_without_gaps(tmp_path, emu, pl
     assert _snapshot(db)[:3] == reference[:3]
 
 
-def test_salesforce_pages_go_through_the_helper_as_records(tmp_path, playbook):
-    """Salesforce pages carry records (no deferred mapping); the helper stores the same."""
+def test_salesforce_pages_are_mapped_in_the_helper_and_store_the_same(tmp_path, playbook):
+    """Through the helper, Salesforce pages carry the query rows and the mapper (`Page.deferred`)
+    and are mapped where they are written; the store ends up the same as an inline sync's."""
     from tests.emulators.fixtures import salesforce_source
     from tests.emulators.salesforce import SalesforceEmulator
 
@@ -242,12 +243,21 @@ def test_salesforce_pages_go_through_the_helper_as_records(tmp_path, playbook):
             db = tmp_path / f"sf-{process}.db"
             svc = build_services(db, playbook=playbook)
             src = salesforce_source(emu, playbook)
+            deferred: list[bool] = []
+            pages = src.iter_pages
+
+            def watched(*a, pages=pages, deferred=deferred):
+                for page in pages(*a):
+                    deferred.append(page.deferred is not None and not page.records)
+                    yield page
+            src.iter_pages = watched
             try:
                 status = sync_source(svc.store, playbook, src, full=True, now=NOW, writer_process=process)
             finally:
                 src.close()
                 svc.store.engine.dispose()
             assert (status.state, status.pages, status.deals, status.activities) == ("done", 3, 450, 450 * 5)
+            assert deferred == [process] * 3 and not src.defer_mapping
             snaps.append(_snapshot(db))
         assert snaps[0] == snaps[1] and len(snaps[0][0]) == 450
     finally:
