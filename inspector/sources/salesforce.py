@@ -9,7 +9,7 @@ Both full and incremental runs order by `SystemModstamp, Id`, so an expired quer
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, time, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -254,17 +254,22 @@ class SalesforceMapper:
                 activities[e["WhatId"]].append(ActivityRecord(f"Event:{e['Id']}", "meeting", when,
                                                               plain(e.get("Subject")),
                                                               (e.get("Owner") or {}).get("Name") or ""))
-        return [self._record(pb, r, stage_hist[r["Id"]], field_hist[r["Id"]], activities[r["Id"]]) for r in rows]
+        known: dict[tuple, str] = {}  # a page names a few stages thousands of times
 
-    @staticmethod
-    def _stage(pb: Playbook, name: str | None, probability: Any = None, closed: Any = None,
-               won: Any = None) -> str:
-        prob = float(probability) / 100.0 if isinstance(probability, (int, float)) else None
-        return map_stage(pb, name or "", name or "", prob, closed if isinstance(closed, bool) else None,
-                         won if isinstance(won, bool) else None)
+        def stage(name: str | None, probability: Any = None, closed: Any = None, won: Any = None) -> str:
+            key = (name, probability, closed, won)
+            hit = known.get(key)
+            if hit is None:
+                prob = float(probability) / 100.0 if isinstance(probability, (int, float)) else None
+                hit = known[key] = map_stage(pb, name or "", name or "", prob,
+                                             closed if isinstance(closed, bool) else None,
+                                             won if isinstance(won, bool) else None)
+            return hit
+        return [self._record(pb, stage, r, stage_hist[r["Id"]], field_hist[r["Id"]], activities[r["Id"]])
+                for r in rows]
 
-    def _record(self, pb: Playbook, r: dict, stage_hist: list[dict], field_hist: list[dict],
-                activities: list[ActivityRecord]) -> DealRecord:
+    def _record(self, pb: Playbook, stage: Callable[..., str], r: dict, stage_hist: list[dict],
+                field_hist: list[dict], activities: list[ActivityRecord]) -> DealRecord:
         currency = str(r.get("CurrencyIsoCode") or "USD").upper()
         history: list[HistoryItem] = []
         prev: dict[str, str | None] = {"stage": None, "amount_minor": None, "close_date": None}
@@ -272,7 +277,7 @@ class SalesforceMapper:
             when = parse_dt(h.get("CreatedDate"))
             if when is None:
                 continue
-            now = {"stage": self._stage(pb, h.get("StageName"), h.get("Probability")),
+            now = {"stage": stage(h.get("StageName"), h.get("Probability")),
                    "amount_minor": str(parse_minor(h.get("Amount"), currency)) if h.get("Amount") is not None else None,
                    "close_date": d.isoformat() if (d := parse_date(h.get("CloseDate"))) else None}
             for f in ("stage", "amount_minor", "close_date"):
@@ -291,7 +296,7 @@ class SalesforceMapper:
                                      "LeadSource", "IsClosed", "IsWon", "SystemModstamp")}
         return DealRecord(
             source=self.source, external_id=r["Id"], name=r.get("Name") or f"(unnamed opportunity {r['Id']})",
-            stage=self._stage(pb, r.get("StageName"), r.get("Probability"), r.get("IsClosed"), r.get("IsWon")),
+            stage=stage(r.get("StageName"), r.get("Probability"), r.get("IsClosed"), r.get("IsWon")),
             account=(r.get("Account") or {}).get("Name") or "", owner=(r.get("Owner") or {}).get("Name") or "",
             crm_stage=r.get("StageName") or "", amount_minor=parse_minor(r.get("Amount"), currency),
             currency=currency, close_date=parse_date(r.get("CloseDate")),
