@@ -105,19 +105,35 @@ def _sqlite_converter(rows: Sequence[Any], col: Any):
     return None
 
 
+def _memo(f):
+    """`f` remembered per value: a load stamps 100k rows with one `synced_at`, a few hundred dates."""
+    cache: dict[Any, Any] = {}
+
+    def convert(v: Any) -> Any:
+        r = cache.get(v)
+        if r is None:
+            if len(cache) > 100_000:
+                cache.clear()
+            r = cache[v] = f(v)
+        return r
+    return convert
+
+
+def _convert(row: tuple, conv: list) -> tuple:
+    out = list(row)
+    for i, f in conv:
+        if out[i] is not None:
+            out[i] = f(out[i])
+    return tuple(out)
+
+
 def sqlite_values(rows: Sequence[tuple]) -> list[tuple] | Sequence[tuple]:
     """Tuple rows with dates and datetimes in the text form SQLite stores (as `insert_rows`
     would convert them; a row source in another process can convert before sending)."""
     if not rows:
         return rows
-    dated = [i for i in range(len(rows[0])) if _sqlite_converter(rows, i)]
-    if not dated:
-        return rows
-    # column by column: each distinct date converted once, the rows rebuilt at C speed
-    columns = list(zip(*rows))
-    for i in dated:
-        columns[i] = sqlite_column(columns[i])
-    return list(zip(*columns))
+    conv = [(i, _memo(f)) for i in range(len(rows[0])) if (f := _sqlite_converter(rows, i))]
+    return [_convert(t, conv) for t in rows] if conv else rows
 
 
 def sqlite_column(values: Sequence[Any]) -> list[Any]:
