@@ -40,7 +40,10 @@ class TeamModal(ModalScreen[str | None | bool]):
         options = self.query_one(OptionList)
         options.add_option(Option("All teams", id=ALL))
         for team, manager, count in teams:
-            options.add_option(Option(untrusted_line(f"{team} — {manager} ({count} open)"), id=team))
+            # the manager once: not after a team already named for them (Maven: "Central · Dustin
+            # Brinkmann"), nor as a dash after nothing
+            named = team if not manager or manager in team else f"{team} — {manager}"
+            options.add_option(Option(untrusted_line(f"{named} ({count} open)"), id=team))
         options.highlighted = 0
         options.focus()
 

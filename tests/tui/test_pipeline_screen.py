@@ -448,3 +448,25 @@ async def test_detail_follows_the_complete_findings(hostile_services, monkeypatc
         detail = static_text(app, "#detail")
         assert detail.startswith("[b]x[/b] · next step")
         assert "Stage overstated" in detail and "No findings" not in detail
+
+
+async def test_team_modal_names_each_manager_once(sqlite_services):
+    """A team named for its manager (Maven's "Central · Dana Ruiz") is not followed by the name
+    again, and a team without a manager gets no dangling dash."""
+    base = _hostile_rows()[0]
+    rows = [base | {"id": i + 1, "external_id": f"T-{i}", "name": f"Deal {i}", "team": team, "manager": manager}
+            for i, (team, manager) in enumerate([("Central · Dana Ruiz", "Dana Ruiz"), ("Ops", ""),
+                                                 ("EMEA Enterprise", "Ann Lee")])]
+    sqlite_services.store.bulk_insert("deal", rows)
+    app = InspectorApp(sqlite_services)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("t")
+        await settle(app, pilot)
+        from textual.widgets import OptionList
+
+        options = app.screen.query_one(OptionList)
+        prompts = sorted(str(getattr(options.get_option_at_index(i).prompt, "plain",
+                                     options.get_option_at_index(i).prompt))
+                         for i in range(1, options.option_count))
+        assert prompts == ["Central · Dana Ruiz (1 open)", "EMEA Enterprise — Ann Lee (1 open)", "Ops (1 open)"]
