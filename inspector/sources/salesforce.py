@@ -3,6 +3,9 @@
 Event -> activities; incremental sync by SystemModstamp; writeback through
 `composite/sobjects` (≤ 200 records, one SaveResult each). Facts: shared/CRM_APIS.md §2.
 
+A full run is counted first (`SELECT COUNT()`), so a big one writes in the sync's helper
+process; `SalesforceMapper` turns a page's rows into records there (`Page.deferred`) or here.
+
 Both full and incremental runs order by `SystemModstamp, Id`, so an expired query locator
 (INVALID_QUERY_LOCATOR) restarts from the newest SystemModstamp seen, not from scratch.
 """
@@ -80,13 +83,11 @@ class SalesforceSource:
             rows.extend(data.get("records", []))
         return rows
 
-    @staticmethod
-    def _opp_where(since: str | None, inclusive: bool = False) -> str:
-        return f" WHERE SystemModstamp {'>=' if inclusive else '>'} {soql_datetime(since)}" if since else ""
-
     def _opp_soql(self, since: str | None, inclusive: bool = False) -> str:
-        return f"SELECT {', '.join(OPP_FIELDS)} FROM Opportunity{self._opp_where(since, inclusive)} " \
-            "ORDER BY SystemModstamp, Id"
+        where = ""
+        if since:
+            where = f" WHERE SystemModstamp {'>=' if inclusive else '>'} {soql_datetime(since)}"
+        return f"SELECT {', '.join(OPP_FIELDS)} FROM Opportunity{where} ORDER BY SystemModstamp, Id"
 
     def estimate_total(self, since: str | None) -> int | None:
         """How many opportunities a full run will read (`SELECT COUNT()`: one request, no rows),
