@@ -383,6 +383,31 @@ def _profile(tmp: Path, emu: Emu, pb, tag: str, connect) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(30)
 
 
+def _report(crm: str, what: str, unit: str, m: Measured, repeat: int, fmt_counts, paced, pacing: str) -> None:
+    """The table rows of one CRM's measures. `paced(counts)`: the seconds those requests take
+    at production pacing, described by `pacing`."""
+    full, bare, incr = statistics.median(m.fulls), statistics.median(m.bares), statistics.median(m.incs)
+    n_full, n_bare = sum(m.full_counts.values()), sum(m.bare_counts.values())
+    runs = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
+    st, inc = m.status, m.inc
+    row(f"{crm} full sync, {st.deals:,} {what}", f"{st.deals / full:,.0f} {unit}/s", "-",
+        f"{full:.1f} s, median of {repeat} (runs {runs(m.fulls)} s) · {st.pages:,} pages, "
+        f"{st.activities:,} activities, {st.changes:,} history rows")
+    row("  requests the sync made (emulator count)", f"{n_full:,}", "-", fmt_counts(m.full_counts))
+    row("  bare httpx loop, same calls", f"{m.bare_n / bare:,.0f} {unit}/s", "-",
+        f"{bare:.1f} s (runs {runs(m.bares)} s) · {n_bare:,} requests"
+        + ("" if n_bare == n_full else f" (sync made {n_full:,})")
+        + ("" if n_bare != n_full or m.bare_counts == m.full_counts else " (same total, other calls)"))
+    row("  sync time / bare loop time", f"{full / bare:.2f}x", "≤ 1.5x",
+        "both unpaced against the same emulator process")
+    row(f"{crm} incremental sync, {m.changed:,} {what} (1%) changed", f"{incr:.2f} s", "-",
+        f"median of {repeat} (runs {' / '.join(f'{x:.2f}' for x in m.incs)} s) · {inc.deals:,} {what} read, "
+        f"{inc.updated:,} updated, {inc.changes:,} history rows · {sum(m.inc_counts.values()):,} requests")
+    row("  incremental / full sync time", f"{incr / full:.1%}", "< 5%",
+        f"paced at {pacing}: full ≥ {_dur(paced(m.full_counts))}, incremental ≥ {_dur(paced(m.inc_counts))} "
+        f"({paced(m.inc_counts) / paced(m.full_counts):.1%})")
+
+
 def run(tmp: Path, deals: int, repeat: int, profile: bool = False) -> None:
     from inspector.playbook import load_playbook
 
@@ -392,27 +417,8 @@ def run(tmp: Path, deals: int, repeat: int, profile: bool = False) -> None:
           f"seeded in {emu.seed_s:.1f} s (own process)", flush=True)
     try:
         m = _measure(tmp, emu, pb, "hubspot", connector, bare_hubspot, repeat)
-        fulls, bares, incs, status, inc = m.fulls, m.bares, m.incs, m.status, m.inc
-        full_counts, bare_counts, inc_counts = m.full_counts, m.bare_counts, m.inc_counts
-        bare_deals, changed = m.bare_n, m.changed
-        full, bare, incr = statistics.median(fulls), statistics.median(bares), statistics.median(incs)
-        n_full, n_bare = sum(full_counts.values()), sum(bare_counts.values())
-        runs = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
-        row(f"HubSpot full sync, {status.deals:,} deals", f"{status.deals / full:,.0f} deals/s", "-",
-            f"{full:.1f} s, median of {repeat} (runs {runs(fulls)} s) · {status.pages:,} pages, "
-            f"{status.activities:,} activities, {status.changes:,} history rows")
-        row("  requests the sync made (emulator count)", f"{n_full:,}", "-", _fmt_counts(full_counts))
-        row("  bare httpx loop, same calls", f"{bare_deals / bare:,.0f} deals/s", "-",
-            f"{bare:.1f} s (runs {runs(bares)} s) · {n_bare:,} requests"
-            + ("" if n_bare == n_full else f" (sync made {n_full:,})"))
-        row("  sync time / bare loop time", f"{full / bare:.2f}x", "≤ 1.5x",
-            "both unpaced against the same emulator process")
-        row(f"HubSpot incremental sync, {changed:,} deals (1%) changed", f"{incr:.2f} s", "-",
-            f"median of {repeat} (runs {' / '.join(f'{x:.2f}' for x in incs)} s) · {inc.deals:,} deals read, "
-            f"{inc.updated:,} updated, {inc.changes:,} history rows · {sum(inc_counts.values()):,} requests")
-        row("  incremental / full sync time", f"{incr / full:.1%}", "< 5%",
-            f"paced at production rates (10 req/s, search 4/s): full ≥ {_dur(_paced(full_counts))}, "
-            f"incremental ≥ {_dur(_paced(inc_counts))} ({_paced(inc_counts) / _paced(full_counts):.1%})")
+        _report("HubSpot", "deals", "deals", m, repeat, _fmt_counts, _paced,
+                "production rates (10 req/s, search 4/s)")
         if profile:
             _profile(tmp, emu, pb, "hubspot", connector)
     finally:
@@ -429,28 +435,9 @@ def run_salesforce(tmp: Path, opps: int, repeat: int, profile: bool = False) -> 
           f"at {emu.url}, seeded in {emu.seed_s:.1f} s (own process)", flush=True)
     try:
         m = _measure(tmp, emu, pb, "salesforce", sf_connector, bare_salesforce, repeat)
-        full, bare, incr = statistics.median(m.fulls), statistics.median(m.bares), statistics.median(m.incs)
-        n_full, n_bare = sum(m.full_counts.values()), sum(m.bare_counts.values())
-        runs = lambda xs: " / ".join(f"{x:.1f}" for x in xs)  # noqa: E731
         rate = RATES["salesforce"][0]  # the app's own pacing: Salesforce has no per-second limit, a daily one
-        paced = lambda counts: sum(counts.values()) / rate  # noqa: E731
-        st, inc = m.status, m.inc
-        row(f"Salesforce full sync, {st.deals:,} opportunities", f"{st.deals / full:,.0f} opps/s", "-",
-            f"{full:.1f} s, median of {repeat} (runs {runs(m.fulls)} s) · {st.pages:,} pages, "
-            f"{st.activities:,} activities, {st.changes:,} history rows")
-        row("  requests the sync made (emulator count)", f"{n_full:,}", "-", _fmt_sf_counts(m.full_counts))
-        row("  bare httpx loop, same calls", f"{m.bare_n / bare:,.0f} opps/s", "-",
-            f"{bare:.1f} s (runs {runs(m.bares)} s) · {n_bare:,} requests"
-            + ("" if n_bare == n_full else f" (sync made {n_full:,})")
-            + ("" if n_bare != n_full or m.bare_counts == m.full_counts else " (same total, other calls)"))
-        row("  sync time / bare loop time", f"{full / bare:.2f}x", "≤ 1.5x",
-            "both unpaced against the same emulator process")
-        row(f"Salesforce incremental, {m.changed:,} opps (1%) changed", f"{incr:.2f} s", "-",
-            f"median of {repeat} (runs {' / '.join(f'{x:.2f}' for x in m.incs)} s) · {inc.deals:,} read, "
-            f"{inc.updated:,} updated, {inc.changes:,} history rows · {sum(m.inc_counts.values()):,} requests")
-        row("  incremental / full sync time", f"{incr / full:.1%}", "< 5%",
-            f"paced at the app's rate ({rate:.0f} req/s): full ≥ {_dur(paced(m.full_counts))}, "
-            f"incremental ≥ {_dur(paced(m.inc_counts))} ({paced(m.inc_counts) / paced(m.full_counts):.1%})")
+        _report("Salesforce", "opportunities", "opps", m, repeat, _fmt_sf_counts,
+                lambda counts: sum(counts.values()) / rate, f"the app's rate ({rate:.0f} req/s)")
         if profile:
             _profile(tmp, emu, pb, "salesforce", sf_connector)
     finally:
