@@ -67,11 +67,12 @@ class SyncStatus:
                          "total", "rate_waits")}
 
     def line(self) -> str:
-        total = f"/{self.total}" if self.total else ""
-        return (f"{self.pages} pages, {self.deals}{total} deals: {self.created} new, {self.updated} updated, "
-                f"{self.unchanged} unchanged; {self.activities} activities"
-                + (f"; {self.removed} removed" if self.removed else "")
-                + (f"; {self.rate_waits} rate-limit waits" if self.rate_waits else ""))
+        total = f"/{self.total:,}" if self.total else ""
+        return (f"{self.pages:,} page{'' if self.pages == 1 else 's'}, {self.deals:,}{total} deals: "
+                f"{self.created:,} new, {self.updated:,} updated, {self.unchanged:,} unchanged; "
+                f"{self.activities:,} activities"
+                + (f"; {self.removed:,} removed" if self.removed else "")
+                + (f"; {self.rate_waits:,} rate-limit waits" if self.rate_waits else ""))
 
 
 @dataclass

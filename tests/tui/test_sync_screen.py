@@ -81,7 +81,7 @@ async def test_full_sync_from_the_screen_shows_progress_and_counts(sqlite_servic
         await pilot.pause()
         bar = screen.query_one("#progress", ProgressBar)
         assert (bar.total, bar.progress) == (120, 50)
-        assert shown(screen, "#counts") == "1 pages, 50/120 deals: 50 new, 0 updated, 0 unchanged; 50 activities"
+        assert shown(screen, "#counts") == "1 page, 50/120 deals: 50 new, 0 updated, 0 unchanged; 50 activities"
         assert screen.running
         release.set()
         await wait_until(pilot, lambda: not screen.running and screen.last_status is not None
