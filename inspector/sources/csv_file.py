@@ -1244,10 +1244,11 @@ def _parse(path: str | os.PathLike, playbook: Playbook, *, fmt: CsvFormat | str 
         cols["amount_minor"] = values["amount"]
     if "currency" in values:
         cols["currency"] = values["currency"]
-    for fld, name in (("close_date", "close_date"), ("next_step_date", "next_step_date"),
-                      ("created_on", "created_on"), ("updated_at", "crm_updated_at")):
+    for fld in ("close_date", "next_step_date", "created_on"):
         if fld in values:
-            cols[name] = values[fld]
+            cols[fld] = values[fld]
+    if "updated_at" in values:
+        cols["crm_updated_at"] = values["updated_at"]
     if teams:
         owners = cols.get("owner") or [""] * n
         team_c, manager_c = list(cols.get("team") or [""] * n), list(cols.get("manager") or [""] * n)
@@ -1314,12 +1315,10 @@ def write(store, playbook: Playbook, records: Sequence[DealRecord], *, now: date
 
 def _stored(store, batch: RecordBatch) -> bool:
     """Whether any deal of the batch is in the store already."""
-    from sqlalchemy import text as sql
+    from inspector.sources.ingest import _rows_by_external_id
 
     with store.engine.connect() as conn:
-        stored = {row[0] for row in conn.execute(sql("SELECT external_id FROM deal WHERE source = :s"),
-                                                 {"s": batch.source})}
-    return bool(stored) and not stored.isdisjoint(batch.column("external_id"))
+        return bool(_rows_by_external_id(conn, batch.source, batch.column("external_id"), "id"))
 
 
 def summary_lines(result, *, dry_run: bool = False) -> list[str]:

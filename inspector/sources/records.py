@@ -93,9 +93,6 @@ class RecordBatch(Sequence[DealRecord]):
         values = self.columns.get(name)
         return values if values is not None else [_DEFAULTS[name]] * self.size
 
-    def extras_at(self, i: int) -> dict[str, Any]:
-        return {h: col[i] for h, col in self.extras if col[i] != ""}
-
     @property
     def materialized(self) -> bool:
         return self._records is not None
